@@ -1,0 +1,82 @@
+"""The reaper: lists running tasks and describes the ones a listing cannot settle.
+
+It reads nothing from the ledger directly. After each listing it sends what
+it learned to the actor, which replies with the task ids to describe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+if TYPE_CHECKING:
+    from fleetactor._config import FleetConfig
+
+logger = structlog.get_logger("fleetactor.reaper")
+
+
+class ReaperReport:
+    """A reaper's listing on its way to the actor, and the actor's reply."""
+
+    __slots__ = ("_replied", "describe")
+
+    def __init__(self) -> None:
+        self._replied = trio.Event()
+        self.describe: list[str] = []
+
+    def reply(self, describe: list[str]) -> None:
+        self.describe = describe
+        self._replied.set()
+
+    async def wait(self) -> list[str]:
+        await self._replied.wait()
+        return self.describe
+
+
+def _checked_listing(listing: Any) -> list[str]:
+    if isinstance(listing, (str, bytes)) or not isinstance(listing, Collection):
+        msg = f"provisioner.list_running returned {type(listing).__name__}; it must return a collection of task id strings"
+        raise TypeError(msg)
+    task_ids = list(listing)
+    for task_id in task_ids:
+        if not isinstance(task_id, str):
+            msg = f"provisioner.list_running returned a task id of type {type(task_id).__name__}: {task_id!r}"
+            raise TypeError(msg)
+    return task_ids
+
+
+async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], config: FleetConfig) -> None:
+    """Reconcile every ``reconcile_interval`` seconds, starting at once, until cancelled."""
+    from fleetactor._actor import Described, Listed, ListFailed
+
+    async with inbox:
+        deadline = trio.current_time()
+        while True:
+            report = ReaperReport()
+            try:
+                task_ids = _checked_listing(await provisioner.list_running())
+            except Exception as error:  # noqa: BLE001 - the fleet fails closed on any listing error
+                await inbox.send(ListFailed(f"{type(error).__name__}: {error}", report))
+            else:
+                await inbox.send(Listed(task_ids, report))
+
+            to_describe = await report.wait()
+            if to_describe:
+                statuses = await _describe(provisioner, to_describe)
+                if statuses:
+                    await inbox.send(Described(statuses))
+
+            deadline += config.reconcile_interval
+            await trio.sleep_until(max(deadline, trio.current_time()))
+
+
+async def _describe(provisioner: Any, task_ids: list[str]) -> dict[str, str]:
+    try:
+        statuses = await provisioner.describe(task_ids)
+        return {str(task_id): str(status) for task_id, status in dict(statuses).items()}
+    except Exception as error:  # noqa: BLE001 - tasks stay counted and are described again next round
+        logger.warning("describe.failed", error=f"{type(error).__name__}: {error}", tasks=len(task_ids))
+        return {}
