@@ -25,7 +25,7 @@ from fleetactor._types import FleetClosedError, Job, LaunchFailedError, LaunchRe
 
 _KNOWN_STATUSES = frozenset(status.value for status in TaskStatus)
 
-# Messages. Each is handled by the actor method of the same name in snake case.
+# Messages to the actor. `CapacityActor._handle` dispatches on their type.
 
 
 @dataclass(slots=True)
@@ -260,7 +260,7 @@ class CapacityActor:
         checked = {}
         for task_id, status in statuses.items():
             if status not in _KNOWN_STATUSES:
-                # An unknown status is treated as a task that still holds its slot.
+                # An unknown status counts as a task that still occupies its slot.
                 self.audit.warning("describe.unknown_status", task_id=task_id, status=str(status))
                 status = TaskStatus.PENDING.value
             checked[task_id] = str(status)
