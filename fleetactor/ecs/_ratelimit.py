@@ -61,7 +61,7 @@ class TokenBucket:
 
         Raises:
             trio.Cancelled: The wait was cancelled. The token is returned to
-                the bucket, so a cancelled caller does not slow later ones.
+                the bucket, so callers that arrive later do not wait for it.
         """
         self._refill(trio.current_time())
         self._tokens -= 1
