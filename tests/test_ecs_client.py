@@ -237,6 +237,35 @@ class TestRetries:
 
         assert caught.value.code == "ClusterNotFoundException"
 
+    async def test_xml_error_body(self) -> None:
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>\n<ErrorResponse><Errors><Error>'
+            "<Code>SignatureDoesNotMatch</Code><Message>Check your AWS Secret Access Key.</Message>"
+            "</Error></Errors></ErrorResponse>"
+        )
+        fake = FakeAws()
+        fake.queue("ListClusters", httpx.Response(403, text=body, headers={"Content-Type": "application/xml"}))
+
+        async with make_client(fake) as client:
+            with pytest.raises(AwsServiceError) as caught:
+                await client.call("ListClusters", {})
+
+        assert caught.value.code == "SignatureDoesNotMatch"
+        assert caught.value.message == "Check your AWS Secret Access Key."
+        assert caught.value.status_code == 403
+
+    async def test_html_error_body(self, autojump_clock: Any) -> None:
+        fake = FakeAws()
+        fake.on("ListClusters", lambda request: httpx.Response(502, text="<html><h1>Bad Gateway</h1></html>"))
+
+        async with make_client(fake, retry=RetryPolicy(max_attempts=2)) as client:
+            with pytest.raises(AwsServiceError) as caught:
+                await client.call("ListClusters", {})
+
+        assert caught.value.code == "502"
+        assert caught.value.status_code == 502
+        assert caught.value.retryable
+
     async def test_attempts_exhausted_raises_last(self, autojump_clock: Any) -> None:
         fake = FakeAws()
         fake.on("ListClusters", lambda request: aws_error(500, "ServerException", "still failing"))

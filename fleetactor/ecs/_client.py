@@ -23,7 +23,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSPreparedRequest, HeadersDict, create_request_object, prepare_request_dict
 from botocore.credentials import Credentials
 from botocore.model import OperationModel
-from botocore.parsers import create_parser
+from botocore.parsers import ResponseParserError, create_parser
 from botocore.serialize import create_serializer
 from botocore.validate import validate_parameters
 
@@ -308,15 +308,14 @@ class AwsJsonClient:
         self._requests[operation.name] += 1
         response = await self._http_client.send(http_request)
 
-        parsed = self._parser.parse(
-            {
-                "status_code": response.status_code,
-                "headers": HeadersDict(response.headers.items()),
-                "body": response.content,
-            },
-            operation.output_shape,
-        )
+        raw_response = {
+            "status_code": response.status_code,
+            "headers": HeadersDict(response.headers.items()),
+            "body": response.content,
+        }
+        parsed = self._parser.parse(raw_response, operation.output_shape)
         if "Error" in parsed or response.status_code >= 300:
+            parsed = _parse_xml_error(raw_response, operation) or parsed
             raise _service_error(operation.name, response.status_code, parsed)
         return parsed
 
@@ -347,6 +346,25 @@ class AwsJsonClient:
             status_code=status_code,
             delay=round(delay, 3),
         )
+
+
+def _parse_xml_error(raw_response: Mapping[str, Any], operation: OperationModel) -> dict[str, Any] | None:
+    """Parse an XML error body, which the JSON parser reports only by status.
+
+    Some front ends respond to JSON-protocol requests with an XML error document,
+    and moto 5.2.5 does so when it rejects a signature. Returns None unless
+    the body is XML that names an error code.
+    """
+    if not raw_response["body"].lstrip().startswith(b"<"):
+        return None
+    try:
+        parsed = create_parser("query").parse(raw_response, operation.output_shape)
+    except ResponseParserError:
+        return None
+    code = parsed.get("Error", {}).get("Code")
+    if not code or code == str(raw_response["status_code"]):
+        return None
+    return parsed
 
 
 def _service_error(operation_name: str, status_code: int, parsed: Mapping[str, Any]) -> AwsServiceError:
