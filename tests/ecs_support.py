@@ -254,6 +254,21 @@ def moto_ecs(moto_url: str) -> MotoEcs:
     )
 
 
+def moto_provisioner(moto_ecs: MotoEcs, **options: Any) -> EcsProvisioner:
+    """An EcsProvisioner for the moto cluster, with fake credentials by default."""
+    settings: dict[str, Any] = {
+        "region": REGION,
+        "endpoint_url": moto_ecs.url,
+        "credentials": FAKE_CREDENTIALS,
+        "session": SHARED_SESSION,
+        "subnets": [moto_ecs.subnet],
+        "security_groups": [moto_ecs.security_group],
+        "container_name": "worker",
+    }
+    settings.update(options)
+    return EcsProvisioner(moto_ecs.cluster, moto_ecs.task_definition, **settings)
+
+
 def set_task_transition(moto_url: str, transition: Mapping[str, Any]) -> None:
     """Set how moto advances ``lastStatus`` of ECS tasks.
 

@@ -24,6 +24,7 @@ from ecs_support import (
     fake_aws_env,  # noqa: F401  (fixture)
     frozen_task_states,
     moto_ecs,  # noqa: F401  (fixture)
+    moto_provisioner,
     moto_url,  # noqa: F401  (fixture)
 )
 
@@ -31,20 +32,6 @@ from fleetactor import Job, LaunchRejected
 from fleetactor.ecs import AwsServiceError, EcsProvisioner
 
 pytestmark = pytest.mark.usefixtures("fake_aws_env")
-
-
-def moto_provisioner(moto_ecs: MotoEcs, **options: Any) -> EcsProvisioner:
-    settings: dict[str, Any] = {
-        "region": REGION,
-        "endpoint_url": moto_ecs.url,
-        "credentials": FAKE_CREDENTIALS,
-        "session": SHARED_SESSION,
-        "subnets": [moto_ecs.subnet],
-        "security_groups": [moto_ecs.security_group],
-        "container_name": "worker",
-    }
-    settings.update(options)
-    return EcsProvisioner(moto_ecs.cluster, moto_ecs.task_definition, **settings)
 
 
 class TestLifecycle:

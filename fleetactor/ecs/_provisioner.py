@@ -284,8 +284,8 @@ class EcsProvisioner:
             statuses.update(self._batch_statuses(batch, response))
         return statuses
 
-    async def stop(self, task_id: str, reason: str = "stopped by fleetactor") -> TaskStatus:
-        """Ask ECS to stop a task and return its status right after the call.
+    async def stop(self, task_id: str, reason: str = "stopped by fleetactor") -> str:
+        """Ask ECS to stop a task and return its status ("RUNNING", ...) after the call.
 
         The task keeps holding capacity until ``describe`` reports STOPPED.
         ``reason`` is cut to ECS's limit of 255 characters.
@@ -294,7 +294,7 @@ class EcsProvisioner:
             "StopTask",
             {"cluster": self.cluster, "task": task_id, "reason": reason[:_MAX_STOP_REASON_LENGTH]},
         )
-        return status_from_last_status((response.get("task") or {}).get("lastStatus"))
+        return status_from_last_status((response.get("task") or {}).get("lastStatus")).value
 
     def _container_overrides(self, job: Job) -> dict[str, Any] | None:
         overrides = job.overrides
@@ -346,7 +346,9 @@ class EcsProvisioner:
                 logger.warning("ecs.describe.failure", task_id=task_id, reason=failure.get("reason"))
                 reported.setdefault(task_id, TaskStatus.PENDING)
 
-        return {requested: reported.get(task_id_of(requested), TaskStatus.MISSING) for requested in batch}
+        # Plain strings, as the provisioner protocol specifies: on Python 3.11,
+        # str() of a TaskStatus member gives "TaskStatus.RUNNING".
+        return {requested: reported.get(task_id_of(requested), TaskStatus.MISSING).value for requested in batch}
 
 
 def _check_name(argument: str, value: object) -> None:
