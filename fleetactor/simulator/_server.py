@@ -9,7 +9,7 @@ from typing import Any
 import structlog
 import trio
 
-from fleetactor.simulator._protocol import MAX_BODY_BYTES, handle_http, too_large_reply
+from fleetactor.simulator._protocol import MAX_BODY_BYTES, HttpReply, handle_http, too_large_reply
 from fleetactor.simulator._simulator import EcsSimulator
 
 __all__ = ["asgi_app", "serve"]
@@ -27,7 +27,7 @@ def asgi_app(simulator: EcsSimulator) -> AsgiApp:
 
     It serves ECS JSON requests on any path and ``GET /_simulator/ground-truth``.
     An ambiguous RunTask in ``AmbiguousResponse.DISCONNECT`` mode sends the
-    status line and headers, then ends the connection without the body.
+    status line, the headers and half of the body, then ends the connection.
     """
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,12 +44,11 @@ def asgi_app(simulator: EcsSimulator) -> AsgiApp:
             headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
             reply = await handle_http(simulator, scope["method"], scope["path"], headers, body)
 
+        if reply.drop_connection:
+            await _send_truncated(send, reply)
+            return
         raw_headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers]
         await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
-        if reply.drop_connection:
-            # Returning before the body leaves the response shorter than its
-            # Content-Length; hypercorn then closes the connection.
-            return
         await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 
     return app
@@ -96,6 +95,21 @@ async def serve(
             await trio.sleep_forever()
         finally:
             logger.info("simulator.stopped", url=url)
+
+
+async def _send_truncated(send: Send, reply: HttpReply) -> None:
+    """Send the start of a response, then end the connection before the body is complete.
+
+    Without Content-Length an HTTP/1.1 response is chunked, so the client sees
+    the missing final chunk. botocore reads with Content-Length checks off and
+    would take a short body with that header for a complete one.
+    """
+    raw_headers = [
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers if name != "content-length"
+    ]
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": reply.body[: len(reply.body) // 2], "more_body": True})
+    # Returning with more_body still set makes hypercorn close the connection.
 
 
 async def _run_lifespan(receive: Receive, send: Send) -> None:
