@@ -4,6 +4,7 @@ from fleetactor._config import FleetConfig
 from fleetactor._fleet import Fleet, FleetStatistics, open_fleet
 from fleetactor._ticket import Ticket, TicketState
 from fleetactor._types import FleetClosedError, Job, LaunchFailedError, LaunchRejected, TaskStatus
+from fleetactor.journal import Journal, JournalError, SqliteJournal
 
 __all__ = [
     "Fleet",
@@ -11,8 +12,11 @@ __all__ = [
     "FleetConfig",
     "FleetStatistics",
     "Job",
+    "Journal",
+    "JournalError",
     "LaunchFailedError",
     "LaunchRejected",
+    "SqliteJournal",
     "TaskStatus",
     "Ticket",
     "TicketState",

@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 import trio
 
-from fleetactor import _ledger
+from fleetactor import _ledger, journal as _journal
 from fleetactor._audit import AuditLog
 from fleetactor._config import FleetConfig
 from fleetactor._reaper import ReaperReport, run_reaper
 from fleetactor._ticket import Ticket
 from fleetactor._types import FleetClosedError, Job, LaunchFailedError, LaunchRejected, TaskStatus
+from fleetactor.journal import Journal, JournalWriter
 
 _KNOWN_STATUSES = frozenset(status.value for status in TaskStatus)
 
@@ -88,6 +90,9 @@ class LaunchOrder:
     launch_id: str
     request_id: str
     job: Job
+    attempt: int
+    # True when the journal already holds this launch id, after a restart.
+    journaled: bool = False
 
 
 def backoff_delay(attempt: int, config: FleetConfig, rng: random.Random) -> float:
@@ -103,7 +108,14 @@ class CapacityActor:
     talk to the actor through ``inbox``.
     """
 
-    def __init__(self, provisioner: Any, config: FleetConfig, audit: AuditLog, inbox_size: int = 1024) -> None:
+    def __init__(
+        self,
+        provisioner: Any,
+        config: FleetConfig,
+        audit: AuditLog,
+        journal: Journal | None = None,
+        inbox_size: int = 1024,
+    ) -> None:
         assert config.max_workers is not None
         self.provisioner = provisioner
         self.config = config
@@ -119,6 +131,11 @@ class CapacityActor:
         self._tickets: dict[str, list[Ticket]] = {}
         self._jobs: dict[str, Job] = {}
         self._nursery: trio.Nursery | None = None
+        # The Fleet handle, set by open_fleet; recovered tickets refer to it.
+        self.fleet: Any = None
+        # Open requests loaded from the journal by open_fleet.
+        self.recovered_entries: list[_journal.JournalEntry] = []
+        self.journal = None if journal is None else JournalWriter(journal, retention=config.journal_retention)
         self.closing = False
         self.stopped = trio.Event()
 
@@ -135,6 +152,9 @@ class CapacityActor:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                if self.journal is not None:
+                    self._recover(self.recovered_entries)
+                    nursery.start_soon(self.journal.run)
                 for _ in range(self.config.launch_concurrency):
                     nursery.start_soon(self._launcher, self._orders_receive.clone())
                 nursery.start_soon(run_reaper, self.provisioner, self.inbox.clone(), self.config)
@@ -144,6 +164,9 @@ class CapacityActor:
                 self._orders.close()
                 with trio.move_on_after(self.config.shutdown_timeout):
                     await self._serve(lambda: self.ledger.pending_launches == 0)
+                    if self.journal is not None:
+                        self.journal.close()
+                        await self.journal.flushed.wait()
                 nursery.cancel_scope.cancel()
         finally:
             self._finish()
@@ -165,16 +188,15 @@ class CapacityActor:
         """Fail what is left after shutdown; runs even when the actor is cancelled."""
         self.closing = True
         self._dispatch(self.ledger.close())
-        for launch_id in list(self.ledger.reservations):
-            reservation = self.ledger.reservations[launch_id]
+        for reservation in self.ledger.reservations.values():
             if reservation.state is _ledger.ReservationState.GRANTED:
-                self._dispatch(
-                    self.ledger.launch_failed(
-                        launch_id,
-                        "fleet closed before the launch returned; the task may exist",
-                        retryable=False,
-                        now=trio.current_time(),
-                    )
+                # The task may exist. A journal keeps the launch open, so the
+                # next process repeats it with the same client token.
+                self.audit.warning(
+                    "launch.abandoned",
+                    launch_id=reservation.launch_id,
+                    request_id=reservation.request_id,
+                    reason="fleet closed before the launch returned",
                 )
         for tickets in self._tickets.values():
             for ticket in tickets:
@@ -231,8 +253,15 @@ class CapacityActor:
 
         job = ticket.job
         request, events = self.ledger.submit(job.key, job.priority, now)
+        is_new = request.request_id not in self._jobs
         self._tickets.setdefault(request.request_id, []).append(ticket)
         self._jobs.setdefault(request.request_id, job)
+        if is_new and self.journal is not None:
+            record = _journal.Submitted(
+                request.request_id, job.key, job.priority, job.overrides, request.sequence, time.time()
+            )
+            ticket._durable = trio.Event()
+            self.journal.enqueue(record, ticket._durable)
         self._dispatch(events)
 
         granted = request.state in (_ledger.RequestState.LAUNCHING, _ledger.RequestState.RUNNING)
@@ -283,7 +312,10 @@ class CapacityActor:
                 **_counts_fields(event.counts),
             )
             self._mark_granted(event.request.request_id)
-            self._orders.send_nowait(LaunchOrder(event.launch_id, event.request.request_id, self._jobs[event.request.request_id]))
+            order = LaunchOrder(
+                event.launch_id, event.request.request_id, self._jobs[event.request.request_id], event.request.attempts
+            )
+            self._orders.send_nowait(order)
         elif isinstance(event, _ledger.Queued):
             counts = event.counts
             self.audit.emit(
@@ -306,6 +338,7 @@ class CapacityActor:
             )
             for ticket in self._tickets.get(event.request.request_id, []):
                 ticket._start(event.task_id)
+            self._journal(_journal.Launched(event.request.request_id, event.launch_id, event.task_id))
         elif isinstance(event, _ledger.LaunchFailed):
             self._launch_failed(event)
         elif isinstance(event, _ledger.WorkerStopped):
@@ -320,9 +353,11 @@ class CapacityActor:
             )
             error: Exception
             if event.reason == "fleet closed":
+                # The journal keeps the request open: the next process queues it again.
                 error = FleetClosedError("the fleet closed while this request was queued")
             else:
                 error = trio.ClosedResourceError("this ticket was cancelled")
+                self._journal(_journal.Ended(event.request.request_id, "cancelled", event.reason, time.time()))
             self._end_request(event.request.request_id, error)
         elif isinstance(event, _ledger.Reconciled):
             counts = event.counts
@@ -352,7 +387,9 @@ class CapacityActor:
             attempt=request.attempts,
             active=event.counts.active,
         )
-        if event.outcome == "requeued":
+        requeued = event.outcome == "requeued"
+        self._journal(_journal.LaunchFailed(request.request_id, event.launch_id, requeued, event.reason))
+        if requeued:
             for ticket in self._tickets.get(request.request_id, []):
                 ticket._requeue()
             delay = backoff_delay(request.attempts, self.config, self._rng)
@@ -360,6 +397,7 @@ class CapacityActor:
             self._nursery.start_soon(self._requeue_after, request.request_id, delay)
             return
         error = LaunchFailedError(request.key, event.reason, event.retryable)
+        self._journal(_journal.Ended(request.request_id, "failed", event.reason, time.time()))
         self._end_request(request.request_id, error)
 
     def _worker_stopped(self, event: _ledger.WorkerStopped) -> None:
@@ -372,6 +410,7 @@ class CapacityActor:
             active=event.counts.active,
         )
         if event.request is not None:
+            self._journal(_journal.Ended(event.request.request_id, "stopped", event.status, time.time()))
             self._end_request(event.request.request_id, None)
 
     def _end_request(self, request_id: str, error: BaseException | None) -> None:
@@ -382,6 +421,51 @@ class CapacityActor:
                 ticket._fail(error)
         self._jobs.pop(request_id, None)
         self.ledger.forget(request_id)
+
+    def _journal(self, record: _journal.Record) -> None:
+        if self.journal is not None:
+            self.journal.enqueue(record)
+
+    def _recover(self, entries: list[_journal.JournalEntry]) -> None:
+        """Rebuild the requests an earlier process left open, before the first reconcile."""
+        now = trio.current_time()
+        for entry in entries:
+            request = self.ledger.restore(
+                request_id=entry.request_id,
+                key=entry.key,
+                priority=entry.priority,
+                sequence=entry.sequence,
+                submitted_at=now,
+                attempts=entry.attempts,
+                launch_id=entry.launch_id,
+                task_id=entry.task_id,
+                now=now,
+            )
+            job = Job(entry.key, entry.priority, entry.overrides)
+            assert self.fleet is not None
+            ticket = Ticket(job, self.fleet)
+            self._tickets[request.request_id] = [ticket]
+            self._jobs[request.request_id] = job
+            granted = request.state is not _ledger.RequestState.QUEUED
+            ticket._decide(request.request_id, "granted" if granted else "queued")
+            if entry.task_id is not None:
+                ticket._start(entry.task_id)
+            elif entry.launch_id is not None:
+                order = LaunchOrder(entry.launch_id, request.request_id, job, entry.attempts, journaled=True)
+                self._orders.send_nowait(order)
+            self.audit.emit(
+                "spawn.recovered",
+                request_id=request.request_id,
+                key=entry.key,
+                state=request.state.value,
+                launch_id=entry.launch_id,
+                task_id=entry.task_id,
+                **_counts_fields(self.ledger.counts()),
+            )
+
+    def open_tickets(self, key: str) -> list[Ticket]:
+        request = self.ledger.open_request(key)
+        return [] if request is None else list(self._tickets.get(request.request_id, []))
 
     # Tasks in the actor's nursery
 
@@ -401,6 +485,11 @@ class CapacityActor:
         call is repeated with the same client token, which the backend treats
         as the same launch.
         """
+        if self.journal is not None and not order.journaled:
+            # Durable before the call: after a crash the launch is repeated
+            # with this client token instead of a new one.
+            await self.journal.write(_journal.LaunchStarted(order.request_id, order.launch_id, order.attempt))
+
         attempt = 0
         while True:
             attempt += 1

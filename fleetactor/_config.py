@@ -67,6 +67,8 @@ class FleetConfig:
         shutdown_timeout: Seconds that leaving ``open_fleet`` waits for
             launches in flight to finish before it cancels them.
         fleet_id: Names the fleet in the audit log; a random id by default.
+        journal_retention: Seconds a journal keeps a request after it ended,
+            before compaction deletes it.
         seed: Seeds the backoff jitter, for repeatable runs. None draws it
             from the operating system.
     """
@@ -80,6 +82,7 @@ class FleetConfig:
     retry_max_delay: float = 30.0
     shutdown_timeout: float = 30.0
     fleet_id: str | None = field(default=None)
+    journal_retention: float = 86_400.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -92,6 +95,7 @@ class FleetConfig:
         _check_count("launch_attempts", self.launch_attempts, minimum=1)
         _check_number("retry_base_delay", self.retry_base_delay, minimum=0, allow_equal=True, unit="seconds")
         _check_number("retry_max_delay", self.retry_max_delay, minimum=0, allow_equal=True, unit="seconds")
+        _check_number("journal_retention", self.journal_retention, minimum=0, allow_equal=True, unit="seconds")
         _check_number("shutdown_timeout", self.shutdown_timeout, minimum=0, allow_equal=True, unit="seconds")
         if self.retry_max_delay < self.retry_base_delay:
             msg = (

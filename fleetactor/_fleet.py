@@ -16,6 +16,7 @@ from fleetactor._audit import AuditLog
 from fleetactor._config import FleetConfig
 from fleetactor._ticket import Ticket
 from fleetactor._types import FleetClosedError, Job
+from fleetactor.journal import Journal
 
 _PROVISIONER_METHODS = ("launch", "list_running", "describe")
 
@@ -92,10 +93,21 @@ class Fleet:
         # caller that is cancelled now must still get its ticket.
         with trio.CancelScope(shield=True):
             await ticket._decided.wait()
+            if ticket._durable is not None:
+                await ticket._durable.wait()
         if ticket.decision is None:
             assert ticket.error is not None
             raise ticket.error
         return ticket
+
+    def ticket(self, key: str) -> Ticket | None:
+        """Return a ticket of the request for ``key`` that is queued or holds a worker.
+
+        Requests recovered from a journal are reachable this way; None when no
+        open request has this key.
+        """
+        tickets = self._actor.open_tickets(key)
+        return tickets[0] if tickets else None
 
     def statistics(self) -> FleetStatistics:
         """Return a snapshot of occupancy and totals."""
@@ -142,8 +154,18 @@ class Fleet:
 
 
 @asynccontextmanager
-async def open_fleet(provisioner: Any, config: FleetConfig | None = None) -> AsyncIterator[Fleet]:
+async def open_fleet(
+    provisioner: Any,
+    config: FleetConfig | None = None,
+    *,
+    journal: Journal | None = None,
+) -> AsyncIterator[Fleet]:
     """Run a fleet for the duration of the ``async with`` block.
+
+    With a ``journal`` (see :mod:`fleetactor.journal`), requests an earlier
+    process left open are recovered before the first reconcile: waiting ones
+    are queued again, launches without a recorded outcome are repeated with
+    the same client token, and launched tasks are adopted by id.
 
     The fleet grants nothing until its first successful listing of running
     tasks. Leaving the block stops accepting submissions, fails queued
@@ -152,17 +174,21 @@ async def open_fleet(provisioner: Any, config: FleetConfig | None = None) -> Asy
     stops the reaper and the launchers. Running workers are left running.
 
     Raises:
+        JournalError: The journal cannot be read or belongs to another fleet.
         TypeError: ``provisioner`` lacks one of the async methods
             ``launch``, ``list_running`` and ``describe``.
     """
     _check_provisioner(provisioner)
     config = FleetConfig() if config is None else config
     fleet_id = config.fleet_id or uuid.uuid4().hex[:12]
+    recovered = [] if journal is None else await journal.load()
 
     async with trio.open_nursery() as nursery:
-        actor = CapacityActor(provisioner, config, AuditLog(fleet_id))
-        await nursery.start(actor.run)
+        actor = CapacityActor(provisioner, config, AuditLog(fleet_id), journal)
         fleet = Fleet(actor)
+        actor.fleet = fleet
+        actor.recovered_entries = recovered
+        await nursery.start(actor.run)
         try:
             yield fleet
         finally:

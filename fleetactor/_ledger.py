@@ -266,6 +266,56 @@ class CapacityLedger:
             events.insert(0, Queued(request, self.counts()))
         return request, events
 
+    def restore(
+        self,
+        *,
+        request_id: str,
+        key: str,
+        priority: int,
+        sequence: int,
+        submitted_at: float,
+        attempts: int,
+        launch_id: str | None,
+        task_id: str | None,
+        now: float,
+    ) -> Request:
+        """Rebuild a request that an earlier process left open.
+
+        A request without a launch id waits in the queue again. One with a
+        launch id but no task id holds a GRANTED reservation, and its launch
+        must be repeated with the same client token. One with a task id holds
+        a LAUNCHED reservation, treated as launched ``now`` so that MISSING
+        frees it only after the visibility timeout.
+        """
+        if self.synced:
+            raise LedgerError("requests can only be restored before the first reconcile")
+        request = Request(request_id, key, priority, sequence, submitted_at, attempts=attempts)
+        self.requests[request_id] = request
+        self._open_by_key[key] = request_id
+        self._sequence = max(self._sequence, sequence)
+        self.totals["submitted"] += 1
+
+        if launch_id is None:
+            self._enqueue(request)
+            return request
+
+        reservation = Reservation(launch_id, request_id, granted_at=now)
+        self.reservations[launch_id] = reservation
+        self.pending += 1
+        request.launch_id = launch_id
+        if task_id is None:
+            request.state = RequestState.LAUNCHING
+            self.pending_launches += 1
+        else:
+            request.state = RequestState.RUNNING
+            request.task_id = task_id
+            reservation.state = ReservationState.LAUNCHED
+            reservation.task_id = task_id
+            reservation.launched_at = now
+            self._launch_by_task[task_id] = launch_id
+        self._note_peak()
+        return request
+
     def cancel(self, request_id: str, reason: str = "cancelled by caller") -> list[Event]:
         """Withdraw a queued or deferred request. A request holding a slot is left alone."""
         request = self.requests.get(request_id)

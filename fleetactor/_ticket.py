@@ -37,7 +37,7 @@ class Ticket:
     request's worker.
     """
 
-    __slots__ = ("job", "decision", "request_id", "task_id", "state", "error", "_fleet", "_decided", "_started", "_finished")
+    __slots__ = ("job", "decision", "request_id", "task_id", "state", "error", "_fleet", "_decided", "_started", "_finished", "_durable")
 
     def __init__(self, job: Job, fleet: Fleet) -> None:
         self.job = job
@@ -50,6 +50,8 @@ class Ticket:
         self._decided = trio.Event()
         self._started: trio.Event | None = None
         self._finished: trio.Event | None = None
+        # Set once a journal holds the submission; None without a journal.
+        self._durable: trio.Event | None = None
 
     def __repr__(self) -> str:
         return f"<Ticket key={self.job.key!r} decision={self.decision} state={self.state.value}>"
