@@ -1,0 +1,353 @@
+"""The audit log replay, on logs that real fleets wrote in virtual time."""
+
+import contextlib
+import json
+import math
+
+import pytest
+import trio
+
+from fleetactor import FleetConfig, Job, LaunchFailedError, LaunchRejected, open_fleet
+from fleetactor.audit import MalformedLineError, percentile, replay_file, replay_lines
+from fleetactor.cli._logging import configure_logging
+from fleetactor.testing import FakeProvisioner
+
+
+def fleet_config(**overrides):
+    settings = {"max_workers": 16, "reconcile_interval": 5, "visibility_timeout": 30, "seed": 1}
+    settings.update(overrides)
+    return FleetConfig(**settings)
+
+
+async def run_burst(provisioner, config, requests, prefix="job"):
+    async with open_fleet(provisioner, config) as fleet:
+        await trio.sleep(0.1)
+        tickets = [await fleet.submit(Job(key=f"{prefix}-{index}")) for index in range(requests)]
+        for ticket in tickets:
+            with contextlib.suppress(LaunchFailedError):
+                await ticket.wait_finished()
+
+
+async def record_burst(path, provisioner=None, requests=24, **overrides):
+    provisioner = provisioner or FakeProvisioner(list_lag=8, run_time=60)
+    with configure_logging(path):
+        await run_burst(provisioner, fleet_config(**overrides), requests)
+    return provisioner
+
+
+def read_records(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def write_records(path, records):
+    path.write_text("".join(json.dumps(record) + "\n" for record in records))
+
+
+def renumber(records):
+    """Give every record of each fleet consecutive seq numbers, in file order."""
+    counters = {}
+    for record in records:
+        counters[record["fleet"]] = counters.get(record["fleet"], 0) + 1
+        record["seq"] = counters[record["fleet"]]
+
+
+@pytest.fixture
+async def burst_log(tmp_path):
+    # pytest-trio picks the clock from the test's own arguments, so each test
+    # that uses this fixture also requests autojump_clock.
+    path = tmp_path / "audit.jsonl"
+    await record_burst(path)
+    return path
+
+
+# Logs that pass
+
+
+async def test_burst_log_passes(burst_log, autojump_clock):
+    report = replay_file(burst_log)
+
+    assert report.ok, report.violations
+    [fleet] = report.fleets
+    assert fleet.max_workers == 16
+    assert fleet.requests == 24
+    assert fleet.grants == 24
+    assert fleet.queued == 8
+    assert fleet.served == 24
+    assert fleet.workers_stopped == 24
+    assert fleet.peak_active == 16
+    assert fleet.stopped
+
+
+async def test_waits_measured_from_timestamps(burst_log, autojump_clock):
+    [fleet] = replay_file(burst_log).fleets
+
+    # Workers run 60 s from their launch at 0.1 s. Queued requests wait for
+    # the first stop, which the reaper detects within one reconcile interval.
+    assert len(fleet.waits_s) == 8
+    assert all(59.9 <= wait <= 66 for wait in fleet.waits_s)
+    assert percentile(fleet.waits_s, 0.5) <= max(fleet.waits_s)
+
+
+async def test_foreign_tasks_counted(tmp_path, autojump_clock):
+    path = tmp_path / "audit.jsonl"
+    provisioner = FakeProvisioner(list_lag=8, run_time=60)
+    provisioner.add_foreign_task(run_time=30)
+    provisioner.add_foreign_task(run_time=30)
+    await record_burst(path, provisioner, requests=20)
+
+    report = replay_file(path)
+
+    assert report.ok, report.violations
+    assert report.fleets[0].foreign_stopped == 2
+    assert report.fleets[0].peak_active == 16
+    assert provisioner.true_peak(include_foreign=True) == 16
+
+
+async def test_failures_and_retries_pass(tmp_path, autojump_clock):
+    path = tmp_path / "audit.jsonl"
+    calls = {"launch": 0, "lost": 0}
+
+    def launch_error(job, client_token):
+        calls["launch"] += 1
+        if job.key == "job-3":
+            return LaunchRejected("invalid task definition", retryable=False)
+        if calls["launch"] % 4 == 0:
+            return LaunchRejected("capacity is unavailable", retryable=True)
+        return None
+
+    def lost_response(job, client_token):
+        calls["lost"] += 1
+        return TimeoutError("read timed out") if calls["lost"] % 5 == 0 else None
+
+    provisioner = FakeProvisioner(list_lag=8, run_time=60, launch_error=launch_error, lost_response=lost_response)
+    await record_burst(path, provisioner, requests=24)
+
+    report = replay_file(path)
+
+    assert report.ok, report.violations
+    fleet = report.fleets[0]
+    assert fleet.failed == 1
+    assert fleet.served == 23
+    assert fleet.requeued >= 1
+    assert fleet.launch_failures == fleet.requeued + fleet.failed
+    assert fleet.launch_retries >= 1
+    assert fleet.peak_active <= 16
+
+
+async def test_two_fleets_in_one_file(tmp_path, autojump_clock):
+    path = tmp_path / "audit.jsonl"
+    with configure_logging(path):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_burst, FakeProvisioner(list_lag=8), fleet_config(max_workers=4, fleet_id="left"), 6, "left")
+            nursery.start_soon(run_burst, FakeProvisioner(list_lag=8), fleet_config(max_workers=3, fleet_id="right"), 5, "right")
+
+    report = replay_file(path)
+
+    assert report.ok, report.violations
+    fleets = {fleet.fleet: fleet for fleet in report.fleets}
+    assert fleets["left"].peak_active == 4
+    assert fleets["right"].peak_active == 3
+    assert fleets["left"].served == 6
+    assert fleets["right"].served == 5
+
+
+# Logs that fail
+
+
+async def test_extra_grant_past_cap_fails(burst_log, tmp_path, autojump_clock):
+    records = read_records(burst_log)
+    full_grant = next(
+        index for index, record in enumerate(records) if record["event"] == "spawn.granted" and record["active"] == 16
+    )
+    extra = dict(records[full_grant], request_id="extra-request", launch_id="extra-launch", key="extra", active=17, pending=17)
+    records.insert(full_grant + 1, extra)
+    renumber(records)
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records)
+
+    report = replay_file(tampered)
+
+    assert not report.ok
+    first = report.violations[0]
+    assert first.line_number == full_grant + 2
+    assert "raises active to 17, above max_workers 16" in first.reason
+
+
+async def test_wrong_reported_active_fails(burst_log, tmp_path, autojump_clock):
+    records = read_records(burst_log)
+    grant = next(index for index, record in enumerate(records) if record["event"] == "spawn.granted")
+    records[grant]["active"] += 3
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records)
+
+    report = replay_file(tampered)
+
+    assert report.violations[0].line_number == grant + 1
+    assert "reports active 4, but the replay counts 1" in report.violations[0].reason
+
+
+async def test_dropped_release_fails(burst_log, tmp_path, autojump_clock):
+    # Without the first worker.stopped, the replay still counts that worker,
+    # so the next grant reports one active worker fewer than the replay.
+    records = read_records(burst_log)
+    stop = next(index for index, record in enumerate(records) if record["event"] == "worker.stopped")
+    del records[stop]
+    renumber(records)
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records)
+
+    report = replay_file(tampered)
+
+    assert not report.ok
+    first = report.violations[0]
+    assert records[first.line_number - 1]["event"] == "spawn.granted"
+    assert f"reports active {records[first.line_number - 1]['active']}, but the replay counts" in first.reason
+
+
+async def test_seq_not_increasing_fails(burst_log, tmp_path, autojump_clock):
+    records = read_records(burst_log)
+    records[5]["seq"] = records[4]["seq"]
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records)
+
+    report = replay_file(tampered)
+
+    assert report.violations[0].line_number == 6
+    assert f"seq {records[4]['seq']} of fleet" in report.violations[0].reason
+    assert "does not increase" in report.violations[0].reason
+
+
+async def test_cut_log_reports_open_requests(burst_log, tmp_path, autojump_clock):
+    records = read_records(burst_log)
+    grants = [index for index, record in enumerate(records) if record["event"] == "spawn.granted"]
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records[: grants[0] + 1])
+
+    report = replay_file(tampered)
+
+    assert [violation.line_number for violation in report.violations] == [grants[0] + 1]
+    assert "never reached an end" in report.violations[0].reason
+    assert "no fleet.stopped" in report.violations[0].reason
+
+
+async def test_double_release_fails(burst_log, tmp_path, autojump_clock):
+    records = read_records(burst_log)
+    stop = next(index for index, record in enumerate(records) if record["event"] == "worker.stopped")
+    records.insert(stop + 1, dict(records[stop]))
+    renumber(records)
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records)
+
+    report = replay_file(tampered)
+
+    assert report.violations[0].line_number == stop + 2
+    assert "which is released, not launched" in report.violations[0].reason
+
+
+def test_missing_fleet_started_fails():
+    line = json.dumps(
+        {"event": "reconcile", "fleet": "f", "seq": 1, "timestamp": "2026-01-01T00:00:00Z", "foreign": 0, "active": 0}
+    )
+
+    report = replay_lines([line])
+
+    assert report.violations[0].line_number == 1
+    assert "before fleet.started" in report.violations[0].reason
+
+
+# Malformed lines
+
+
+def started(**overrides):
+    record = {"event": "fleet.started", "fleet": "f", "seq": 1, "timestamp": "2026-01-01T00:00:00Z", "max_workers": 2}
+    record.update(overrides)
+    return json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not json", "not JSON"),
+        ("", "not JSON"),
+        ("[1, 2]", "a JSON list, not an object"),
+        (started(seq=None), "'seq' is None"),
+        (started(seq=True), "'seq' is True"),
+        (started(fleet=""), "no 'fleet' string"),
+        (started(event=7), "no 'event' string"),
+        (started(timestamp="yesterday"), "'timestamp' is 'yesterday'"),
+        (started(max_workers="16"), "field 'max_workers' is '16'"),
+    ],
+)
+def test_malformed_line_rejected(line, reason):
+    with pytest.raises(MalformedLineError) as caught:
+        replay_lines([started(), line])
+
+    assert caught.value.line_number == 2
+    assert reason in caught.value.reason
+
+
+def test_grant_without_active_rejected():
+    grant = json.loads(started(seq=2))
+    grant.update(event="spawn.granted", request_id="r", launch_id="l", foreign=0)
+    grant.pop("max_workers")
+
+    with pytest.raises(MalformedLineError, match=r"^line 2: spawn.granted has no 'active' field"):
+        replay_lines([started(), json.dumps(grant)])
+
+
+def test_invalid_utf8_rejected():
+    with pytest.raises(MalformedLineError, match=r"^line 1: not UTF-8"):
+        replay_lines([b"\xff\xfe{}"])
+
+
+def test_missing_file_raises(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        replay_file(tmp_path / "absent.jsonl")
+
+
+# Percentiles
+
+
+@pytest.mark.parametrize(
+    ("values", "fraction", "expected"),
+    [
+        ([], 0.5, None),
+        ([3.0], 0.95, 3.0),
+        ([1.0, 2.0, 3.0, 4.0], 0.5, 2.0),
+        ([float(value) for value in range(1, 101)], 0.95, 95.0),
+        ([5.0, 1.0, 3.0], 1.0, 5.0),
+        ([5.0, 1.0, 3.0], 0.0, 1.0),
+    ],
+)
+def test_percentile_nearest_rank(values, fraction, expected):
+    assert percentile(values, fraction) == expected
+
+
+def test_blind_list_log_passes():
+    # A log written by hand: two grants under a cap of 2, one queued request
+    # granted after a stop, every request ending.
+    def record(seq, event, **fields):
+        return json.dumps({"event": event, "fleet": "f", "seq": seq, "timestamp": f"2026-01-01T00:00:{seq:02d}Z", **fields})
+
+    counts = {"visible": 0, "pending": 0, "foreign": 0, "queued": 0, "max_workers": 2}
+    lines = [
+        record(1, "fleet.started", max_workers=2),
+        record(2, "reconcile", listed=0, **counts, active=0),
+        record(3, "spawn.granted", request_id="a", launch_id="la", key="a", attempt=1, **{**counts, "active": 1}),
+        record(4, "spawn.granted", request_id="b", launch_id="lb", key="b", attempt=1, **{**counts, "active": 2}),
+        record(5, "spawn.queued", request_id="c", key="c", priority=0, active=2, queued=1, max_workers=2),
+        record(6, "launch.succeeded", launch_id="la", task_id="ta", request_id="a"),
+        record(7, "launch.failed", launch_id="lb", request_id="b", reason="no", retryable=False, outcome="failed", attempt=1, active=1),
+        record(8, "spawn.granted", request_id="c", launch_id="lc", key="c", attempt=1, **{**counts, "active": 2}),
+        record(9, "launch.succeeded", launch_id="lc", task_id="tc", request_id="c"),
+        record(10, "worker.stopped", launch_id="la", task_id="ta", status="STOPPED", request_id="a", active=1),
+        record(11, "fleet.stopped", submitted=3, granted=3, served=2, failed=1, cancelled=0, stopped=1, peak_active=2),
+    ]
+
+    report = replay_lines(lines)
+
+    assert report.ok, report.violations
+    assert report.fleets[0].waits_s == [3.0]
+    assert report.fleets[0].failed == 1
+    assert report.fleets[0].peak_active == 2
+    assert math.isclose(percentile(report.fleets[0].waits_s, 0.95), 3.0)
