@@ -96,9 +96,13 @@ class LaunchOrder:
 
 
 def backoff_delay(attempt: int, config: FleetConfig, rng: random.Random) -> float:
-    """Return a delay for ``attempt`` (1-based): capped exponential backoff with full jitter."""
+    """Return a delay for ``attempt`` (1-based): capped exponential backoff with equal jitter.
+
+    Half of the exponential step is fixed and half is random, so a run of
+    attempts spreads out but always waits at least half of each step.
+    """
     ceiling = min(config.retry_max_delay, config.retry_base_delay * 2 ** min(attempt - 1, 62))
-    return rng.uniform(0, ceiling)
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 class CapacityActor:

@@ -60,9 +60,10 @@ class FleetConfig:
         launch_concurrency: Launcher tasks that call the provisioner at once.
         launch_attempts: Definite, retryable rejections a request may receive
             before its ticket fails with the last reason.
-        retry_base_delay: First backoff delay in seconds, for ambiguous launch
+        retry_base_delay: First backoff step in seconds, for ambiguous launch
             errors (retried with the same client token) and for requeued
-            requests. Each attempt doubles it, with full jitter.
+            requests. Each attempt doubles the step; the delay is half the
+            step plus a random part of up to the other half.
         retry_max_delay: Upper bound of any backoff delay, in seconds.
         shutdown_timeout: Seconds that leaving ``open_fleet`` waits for
             launches in flight to finish before it cancels them.
@@ -77,9 +78,11 @@ class FleetConfig:
     reconcile_interval: float = 5.0
     visibility_timeout: float = 30.0
     launch_concurrency: int = 16
-    launch_attempts: int = 5
-    retry_base_delay: float = 0.5
-    retry_max_delay: float = 30.0
+    # With these defaults a request rejected for capacity keeps retrying for
+    # at least 61.5 s (the half steps of its seven waits) before it fails.
+    launch_attempts: int = 8
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
     shutdown_timeout: float = 30.0
     fleet_id: str | None = field(default=None)
     journal_retention: float = 86_400.0
