@@ -14,7 +14,9 @@ has one, minus the foreign tasks stopped since. From these counts it checks:
 - ``seq`` increases strictly within each fleet;
 - every request reached an end: served (``launch.succeeded``), failed
   (``launch.failed`` with outcome ``failed``) or cancelled
-  (``spawn.cancelled``);
+  (``spawn.cancelled``). A launch that the fleet abandoned at shutdown
+  (``launch.abandoned``) also ends its request in this log, because a
+  journal hands it to the next process;
 - launches and requests move through their states in a possible order, for
   example no launch is released twice.
 
@@ -95,6 +97,8 @@ class FleetReport:
     served: int = 0
     failed: int = 0
     cancelled: int = 0
+    abandoned: int = 0
+    recovered: int = 0
     workers_stopped: int = 0
     foreign_stopped: int = 0
     launch_failures: int = 0
@@ -104,6 +108,7 @@ class FleetReport:
     reconcile_failures: int = 0
     peak_active: int = 0
     seq_gaps: int = 0
+    restarts: int = 0
     stopped: bool = False
     waits_s: list[float] = field(default_factory=list)
 
@@ -118,6 +123,8 @@ class FleetReport:
             "served": self.served,
             "failed": self.failed,
             "cancelled": self.cancelled,
+            "abandoned": self.abandoned,
+            "recovered": self.recovered,
             "workers_stopped": self.workers_stopped,
             "foreign_stopped": self.foreign_stopped,
             "launch_failures": self.launch_failures,
@@ -127,6 +134,7 @@ class FleetReport:
             "reconcile_failures": self.reconcile_failures,
             "peak_active": self.peak_active,
             "seq_gaps": self.seq_gaps,
+            "restarts": self.restarts,
             "fleet_stopped": self.stopped,
             "waits": len(self.waits_s),
             "wait_p50_s": percentile(self.waits_s, 0.50),
@@ -175,6 +183,7 @@ class _RequestEnd(enum.Enum):
     SERVED = "served"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    ABANDONED = "abandoned"
 
 
 @dataclass
@@ -289,6 +298,8 @@ class _FleetReplay:
 
     def feed(self, record: _Record) -> None:
         timestamp = _parse_timestamp(record)
+        if record.event == "fleet.started" and self._started:
+            self._restart()
         self._check_order(record)
         handler = _HANDLERS.get(record.event)
         if handler is not None:
@@ -322,12 +333,25 @@ class _FleetReplay:
     # Lifecycle
 
     def _fleet_started(self, record: _Record, timestamp: datetime.datetime) -> None:
-        max_workers = record.integer("max_workers")
-        if self._started:
-            self._violation(record, f"second fleet.started for fleet {self.report.fleet}")
-            return
         self._started = True
-        self.report.max_workers = max_workers
+        self.report.max_workers = record.integer("max_workers")
+
+    def _restart(self) -> None:
+        """Begin a new process of the same fleet, as after a restart with a journal.
+
+        The new process counts seq from 1 again and holds only the slots that
+        its ``spawn.recovered`` events report, so the worker count and the
+        launches start over. Requests stay known, so that a recovered request
+        can reopen.
+        """
+        self.report.restarts += 1
+        self._last_seq = None
+        self._stopped_line = None
+        self._own = 0
+        self._foreign = 0
+        self._launches.clear()
+        for request in self._requests.values():
+            request.launch_id = None
 
     def _fleet_stopped(self, record: _Record, timestamp: datetime.datetime) -> None:
         self._stopped_line = record.line_number
@@ -421,12 +445,52 @@ class _FleetReplay:
                 f"spawn.granted for request {request_id} raises active to {self._active}, "
                 f"above max_workers {cap} ({self._own} own workers + {self._foreign} foreign)",
             )
-        if reported_active != self._active:
-            self._violation(
-                record,
-                f"spawn.granted reports active {reported_active}, but the replay counts {self._active} "
-                f"({self._own} own workers + {self._foreign} foreign)",
+        self._check_reported_active(record, reported_active)
+
+    def _spawn_recovered(self, record: _Record, timestamp: datetime.datetime) -> None:
+        request_id = record.text("request_id")
+        state = record.data.get("state")
+        if state not in ("queued", "launching", "running"):
+            raise MalformedLineError(
+                record.line_number, f"spawn.recovered field 'state' is {state!r}; it must be 'queued', 'launching' or 'running'"
             )
+        launch_id = record.optional_text("launch_id") if state == "queued" else record.text("launch_id")
+        if state == "running":
+            record.text("task_id")
+        reported_active = record.integer("active")
+        foreign = record.integer("foreign")
+        self.report.recovered += 1
+        if request_id in self._requests and not self.report.restarts:
+            self._violation(record, f"spawn.recovered for request {request_id}, which was already submitted")
+            return
+        request = self._request(record, request_id)
+        # An earlier process of this fleet may have closed the request as
+        # cancelled or abandoned. The journal reopens it.
+        request.end = None
+
+        if state != "queued" and launch_id is not None:
+            if launch_id in self._launches:
+                self._violation(record, f"spawn.recovered reuses launch id {launch_id}")
+            launch = _Launch(request_id)
+            self._launches[launch_id] = launch
+            request.launch_id = launch_id
+            request.granted_once = True
+            self._own += 1
+            if state == "running":
+                # Served by an earlier process, and its worker still occupies a slot.
+                launch.state = _LaunchState.LAUNCHED
+                request.end = _RequestEnd.SERVED
+
+        self._foreign = foreign
+        self._note_peak()
+        self._check_reported_active(record, reported_active)
+
+    def _launch_abandoned(self, record: _Record, timestamp: datetime.datetime) -> None:
+        launch_id = record.text("launch_id")
+        self.report.abandoned += 1
+        launch = self._launch(record, launch_id, _LaunchState.GRANTED)
+        if launch is not None:
+            self._end_request(record, launch.request_id, _RequestEnd.ABANDONED)
 
     def _launch(self, record: _Record, launch_id: str, expected: _LaunchState) -> _Launch | None:
         launch = self._launches.get(launch_id)
@@ -497,7 +561,11 @@ class _FleetReplay:
         self._foreign = record.integer("foreign")
         reported_active = record.optional_integer("active")
         self._note_peak()
-        if reported_active is not None and reported_active != self._active:
+        if reported_active is not None:
+            self._check_reported_active(record, reported_active)
+
+    def _check_reported_active(self, record: _Record, reported_active: int) -> None:
+        if reported_active != self._active:
             self._violation(
                 record,
                 f"{record.event} reports active {reported_active}, but the replay counts {self._active} "
@@ -527,6 +595,8 @@ _HANDLERS = {
     "spawn.joined": _FleetReplay._spawn_joined,
     "spawn.cancelled": _FleetReplay._spawn_cancelled,
     "spawn.granted": _FleetReplay._spawn_granted,
+    "spawn.recovered": _FleetReplay._spawn_recovered,
+    "launch.abandoned": _FleetReplay._launch_abandoned,
     "launch.succeeded": _FleetReplay._launch_succeeded,
     "launch.failed": _FleetReplay._launch_failed,
     "launch.retrying": _FleetReplay._launch_retrying,

@@ -6,8 +6,9 @@ import math
 
 import pytest
 import trio
+import trio.testing
 
-from fleetactor import FleetConfig, Job, LaunchFailedError, LaunchRejected, open_fleet
+from fleetactor import FleetConfig, Job, LaunchFailedError, LaunchRejected, SqliteJournal, open_fleet
 from fleetactor.audit import MalformedLineError, percentile, replay_file, replay_lines
 from fleetactor.cli._logging import configure_logging
 from fleetactor.testing import FakeProvisioner
@@ -149,6 +150,82 @@ async def test_two_fleets_in_one_file(tmp_path, autojump_clock):
     assert fleets["right"].peak_active == 3
     assert fleets["left"].served == 6
     assert fleets["right"].served == 5
+
+
+@pytest.fixture
+def journal_clock():
+    # SQLite writes run in a worker thread. A threshold above 0 lets each
+    # write finish before the clock jumps.
+    return trio.testing.MockClock(autojump_threshold=0.01)
+
+
+async def test_restart_with_journal_passes(tmp_path, journal_clock):
+    # The first process closes with one worker running and two requests
+    # queued. The second recovers all three from the journal into the same
+    # log and serves them.
+    path = tmp_path / "audit.jsonl"
+    provisioner = FakeProvisioner(run_time=30)
+    config = fleet_config(max_workers=1, fleet_id="restarted")
+    keys = ("running", "waiting-1", "waiting-2")
+    with configure_logging(path):
+        async with SqliteJournal(tmp_path / "journal.db", fleet="restarted") as journal:
+            async with open_fleet(provisioner, config, journal=journal) as fleet:
+                await trio.sleep(0.1)
+                for key in keys:
+                    await fleet.submit(Job(key))
+        async with SqliteJournal(tmp_path / "journal.db", fleet="restarted") as journal:
+            async with open_fleet(provisioner, config, journal=journal) as fleet:
+                tickets = [fleet.ticket(key) for key in keys]
+                for ticket in tickets:
+                    await ticket.wait_finished()
+
+    report = replay_file(path)
+
+    assert report.ok, report.violations
+    [fleet] = report.fleets
+    assert fleet.restarts == 1
+    assert fleet.recovered == 3
+    assert fleet.served == 3
+    assert fleet.peak_active == 1
+    assert provisioner.true_peak() == 1
+
+
+async def test_restart_keeps_cap_check(tmp_path, journal_clock):
+    # A grant in the second process that ignores a recovered worker breaks the cap.
+    path = tmp_path / "audit.jsonl"
+    config = fleet_config(max_workers=1, fleet_id="restarted")
+    with configure_logging(path):
+        async with SqliteJournal(tmp_path / "journal.db", fleet="restarted") as journal:
+            async with open_fleet(FakeProvisioner(run_time=None), config, journal=journal) as fleet:
+                await trio.sleep(0.1)
+                await fleet.submit(Job("running"))
+                await trio.sleep(1)
+        async with SqliteJournal(tmp_path / "journal.db", fleet="restarted") as journal:
+            async with open_fleet(FakeProvisioner(run_time=None), config, journal=journal):
+                await trio.sleep(1)
+    records = read_records(path)
+    recovered = next(index for index, record in enumerate(records) if record["event"] == "spawn.recovered")
+    extra = {
+        "event": "spawn.granted",
+        "timestamp": records[recovered]["timestamp"],
+        "fleet": "restarted",
+        "request_id": "extra-request",
+        "launch_id": "extra-launch",
+        "active": 2,
+        "foreign": 0,
+        "max_workers": 1,
+    }
+    records.insert(recovered + 1, extra)
+    renumber_from = records[recovered]["seq"]
+    for offset, record in enumerate(records[recovered + 1 :], start=1):
+        record["seq"] = renumber_from + offset
+    tampered = tmp_path / "tampered.jsonl"
+    write_records(tampered, records)
+
+    report = replay_file(tampered)
+
+    assert report.violations[0].line_number == recovered + 2
+    assert "raises active to 2, above max_workers 1" in report.violations[0].reason
 
 
 # Logs that fail
