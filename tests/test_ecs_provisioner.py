@@ -504,6 +504,8 @@ class TestConstruction:
             ({"started_by": "x" * 129}, "started_by must be"),
             ({"list_filter": "tags"}, "list_filter must be"),
             ({"subnets": (), "security_groups": ["sg-1"]}, "security_groups need subnets"),
+            ({"subnets": "subnet-1"}, "subnets must be a list of id strings"),
+            ({"security_groups": ["sg-1", ""]}, "security_groups must be a list of id strings"),
         ],
     )
     def test_invalid_options(self, options: dict[str, Any], message: str) -> None:

@@ -124,6 +124,10 @@ class EcsProvisioner:
         if launch_type is not None and capacity_provider_strategy:
             msg = "pass either launch_type= or capacity_provider_strategy=, not both; ECS rejects RunTask with both"
             raise ValueError(msg)
+        for argument, ids in (("subnets", subnets), ("security_groups", security_groups)):
+            if isinstance(ids, str) or not all(isinstance(item, str) and item for item in ids):
+                msg = f"{argument} must be a list of id strings, got {ids!r}"
+                raise ValueError(msg)
         if security_groups and not subnets:
             msg = "security_groups need subnets=...: both go into the task's awsvpc network configuration"
             raise ValueError(msg)
