@@ -7,7 +7,7 @@ import math
 import random
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 __all__ = ["AmbiguousResponse", "RunTimeDistribution", "SimulatorConfig"]
 
@@ -91,8 +91,10 @@ class SimulatorConfig:
             ThrottlingException.
         list_tasks_throttle_rate: The same for ListTasks.
         describe_tasks_throttle_rate: The same for DescribeTasks.
-        rate_limits: Apply the ECS token buckets (see ``_throttle``). On by
-            default, as in ECS.
+        rate_limits: Apply token buckets: 20 RunTask calls burst and 20 per
+            second, and 100 Fargate tasks burst and 20 per second, as the ECS
+            documentation gives them, plus an estimated 50 burst and 20 per
+            second for every other operation.
         list_failure_rate: Probability that ListTasks fails with HTTP 503.
         foreign_tasks: Tasks started by someone else that are already RUNNING
             at time zero and listed at once.
@@ -239,11 +241,6 @@ class SimulatorConfig:
                 allowed = ", ".join(repr(member.value) for member in enum_type)
                 msg = f"SimulatorConfig.{name} must be one of {allowed}, got {value!r}"
                 raise ValueError(msg) from None
-
-
-def config_defaults() -> dict[str, object]:
-    """Return the default value of every SimulatorConfig field by name."""
-    return {field.name: field.default for field in fields(SimulatorConfig)}
 
 
 def _is_number(value: object) -> bool:

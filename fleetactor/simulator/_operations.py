@@ -217,7 +217,8 @@ def run_task(plane: ControlPlane, request: dict[str, Any], now: float) -> dict[s
     failures: list[dict[str, Any]] = []
     for _ in range(count):
         if in_outage or plane.chance(config.launch_failure_rate):
-            # Fargate capacity failures carry a reason but no ARN.
+            # Fargate capacity failures carry a reason but no ARN: RunTask
+            # failures logged by users (the gchq/sleeper project) show "ARN null".
             failures.append({"reason": CAPACITY_UNAVAILABLE_REASON})
         else:
             tasks.append(plane.create_task(task_request, now))

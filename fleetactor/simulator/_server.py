@@ -69,7 +69,7 @@ async def serve(
     created inside this trio run.
 
     Raises:
-        OSError: when the address cannot be bound.
+        OSError: inside an exception group, when the address cannot be bound.
     """
     # hypercorn is optional (the "server" extra), so it is imported only here.
     try:

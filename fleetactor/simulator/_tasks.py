@@ -227,13 +227,9 @@ class SimulatedTask:
     def _version(self, now: float) -> int:
         # ECS raises the version on every state change; the number of
         # transitions passed so far gives the same sequence.
-        transitions = (
-            self.provisioned_at,
-            self.running_at,
-            self.stop_starts_at,
-            self.deprovisioning_at,
-            self.stopped_at,
-        )
+        # A task stopped during boot never reaches the later boot states.
+        boot = [moment for moment in (self.provisioned_at, self.running_at) if moment < self.stop_starts_at]
+        transitions = (*boot, self.stop_starts_at, self.deprovisioning_at, self.stopped_at)
         return 1 + sum(1 for moment in transitions if now >= moment)
 
     def _describe_containers(self, now: float) -> list[dict[str, Any]]:
