@@ -85,7 +85,7 @@ class SimulatorConfig:
         launch_outage: Optional window (start, end) of simulated seconds in
             which every RunTask task fails that way.
         ambiguous_rate: Probability that a RunTask call creates its tasks but
-            the caller gets no answer (see ``ambiguous_response``).
+            the caller receives no response (see ``ambiguous_response``).
         ambiguous_response: What the caller of an ambiguous RunTask receives.
         run_task_throttle_rate: Probability that RunTask raises
             ThrottlingException.
