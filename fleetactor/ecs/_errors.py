@@ -47,7 +47,7 @@ class EcsConfigError(ValueError):
 
 
 class AwsServiceError(Exception):
-    """An AWS service answered a request with an error response.
+    """An AWS service returned an error response to a request.
 
     Attributes:
         operation: The API operation, for example ``"RunTask"``.

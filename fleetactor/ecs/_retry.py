@@ -1,4 +1,4 @@
-"""Which failed requests to retry, and how long to wait before each retry."""
+"""Retry policy: which failed requests to send again, and the wait before each retry."""
 
 from __future__ import annotations
 
