@@ -6,6 +6,7 @@ it learned to the actor, which replies with the task ids to describe.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
@@ -76,7 +77,11 @@ async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], confi
 async def _describe(provisioner: Any, task_ids: list[str]) -> dict[str, str]:
     try:
         statuses = await provisioner.describe(task_ids)
-        return {str(task_id): str(status) for task_id, status in dict(statuses).items()}
+        # An enum member's str() is its qualified name, so members become their value.
+        return {
+            str(task_id): status.value if isinstance(status, enum.Enum) else str(status)
+            for task_id, status in dict(statuses).items()
+        }
     except Exception as error:  # noqa: BLE001 - tasks stay counted and are described again next round
         logger.warning("describe.failed", error=f"{type(error).__name__}: {error}", tasks=len(task_ids))
         return {}

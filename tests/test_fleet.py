@@ -389,3 +389,20 @@ async def test_audit_launch_failed_fields(autojump_clock):
     assert failed["retryable"] is False
     assert failed["outcome"] == "failed"
     assert failed["active"] == 0
+
+
+async def test_enum_statuses_release_slots(autojump_clock):
+    class EnumStatuses(FakeProvisioner):
+        async def describe(self, task_ids):
+            statuses = await super().describe(task_ids)
+            return {task_id: fleetactor.TaskStatus(status) for task_id, status in statuses.items()}
+
+    provisioner = EnumStatuses(list_lag=math.inf, run_time=10)
+    async with open_fleet(provisioner, config(max_workers=1)) as fleet:
+        await first_reconcile()
+        first = await fleet.submit(Job("a"))
+        second = await fleet.submit(Job("b"))
+        await first.wait_finished()
+        await second.wait_started()
+
+    assert provisioner.true_peak() == 1
