@@ -71,13 +71,9 @@ async def serve(
     Raises:
         OSError: inside an exception group, when the address cannot be bound.
     """
-    # hypercorn is optional (the "server" extra), so it is imported only here.
-    try:
-        from hypercorn.config import Config
-        from hypercorn.trio import serve as hypercorn_serve
-    except ModuleNotFoundError as error:
-        msg = "serving the ECS simulator over HTTP needs hypercorn: install fleetactor[server]"
-        raise ModuleNotFoundError(msg) from error
+    # Imported here so that the in-process simulator does not load the server.
+    from hypercorn.config import Config
+    from hypercorn.trio import serve as hypercorn_serve
 
     config = Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
