@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 
-from fleetactor.cli import _audit
+from fleetactor.cli import _audit, _burst, _demo, _simulate
 from fleetactor.cli._arguments import ArgumentParser, UsageError, print_error
 
 __all__ = ["build_parser", "main"]
@@ -18,6 +17,9 @@ held. Run 'fleetactor COMMAND --help' for the options of each command."""
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="fleetactor", description=DESCRIPTION)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _demo.add_parser(subparsers)
+    _burst.add_parser(subparsers)
+    _simulate.add_parser(subparsers)
     _audit.add_parser(subparsers)
     return parser
 
@@ -30,13 +32,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         arguments = parser.parse_args(argv)
-    except SystemExit as exit_request:
-        return exit_request.code if isinstance(exit_request.code, int) else 2
-    try:
         return arguments.handler(arguments)
+    except SystemExit as exit_request:
+        # argparse exits for --help (0) and for bad input (2).
+        return exit_request.code if isinstance(exit_request.code, int) else 2
     except UsageError as error:
         print_error(f"fleetactor {arguments.command}", str(error))
         return 2
     except KeyboardInterrupt:
-        print_error(f"fleetactor {arguments.command}", "interrupted")
+        print_error("fleetactor", "interrupted")
         return 130

@@ -1,0 +1,310 @@
+"""The ``fleetactor burst`` subcommand: one burst through a fleet, in real time, against an ECS endpoint.
+
+:func:`run_burst` holds the logic so that other entry points (and further
+options such as a journal) reuse it. Credentials come from botocore's usual
+chain: environment variables, the shared files, or a profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import structlog
+import trio
+
+from fleetactor import FleetClosedError, FleetConfig, Job, LaunchFailedError, open_fleet
+from fleetactor.audit import percentile
+from fleetactor.cli._arguments import UsageError, integer, non_empty, seconds
+from fleetactor.cli._logging import configure_logging
+from fleetactor.cli._output import format_seconds, format_table, print_json
+from fleetactor.ecs import AwsServiceError, EcsConfigError, EcsProvisioner
+from fleetactor.journal import Journal
+
+__all__ = ["BurstSettings", "run_burst"]
+
+logger = structlog.get_logger(__name__)
+
+LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
+
+
+@dataclass(frozen=True)
+class BurstSettings:
+    """Where to launch and how large a burst to send. Times are seconds.
+
+    ``stop_after`` stops each worker with StopTask that many seconds after
+    it started, for task definitions that never exit on their own (moto's
+    tasks never do). ``timeout`` gives up on the burst after that many
+    seconds; None waits for every worker to stop.
+    """
+
+    endpoint_url: str
+    region: str
+    cluster: str
+    task_definition: str
+    launch_type: str = "FARGATE"
+    subnets: tuple[str, ...] = ()
+    security_groups: tuple[str, ...] = ()
+    requests: int = 24
+    max_workers: int = 16
+    reconcile_interval: float = 5.0
+    stop_after: float | None = None
+    timeout: float | None = None
+
+    def provisioner(self) -> EcsProvisioner:
+        return EcsProvisioner(
+            self.cluster,
+            self.task_definition,
+            region=self.region,
+            endpoint_url=self.endpoint_url,
+            launch_type=self.launch_type,
+            subnets=list(self.subnets),
+            security_groups=list(self.security_groups),
+        )
+
+
+class BurstError(Exception):
+    """The burst could not start: the endpoint, cluster or credentials are unusable."""
+
+
+@dataclass
+class _Outcomes:
+    served: int = 0
+    failed: int = 0
+    stopped: int = 0
+    # Seconds from submission until the worker's launch returned, per served request.
+    waits_s: list[float] = field(default_factory=list)
+    # "key: reason" of each failed request.
+    failures: list[str] = field(default_factory=list)
+
+
+async def run_burst(settings: BurstSettings, *, journal: Journal | None = None) -> dict[str, Any]:
+    """Send ``settings.requests`` jobs (keys ``burst-0`` ...) through one fleet and wait for every worker to stop.
+
+    Returns the figures of the run. ``journal`` is handed to ``open_fleet``.
+
+    Raises:
+        BurstError: The ECS client cannot be configured, or the first
+            ListTasks call fails, so nothing was launched.
+    """
+    try:
+        provisioner = settings.provisioner()
+        await provisioner.open()
+    except (EcsConfigError, ValueError) as error:
+        raise BurstError(str(error)) from None
+
+    try:
+        await _check_endpoint(provisioner, settings)
+        return await _send_burst(settings, provisioner, journal)
+    finally:
+        await provisioner.aclose()
+
+
+async def _check_endpoint(provisioner: EcsProvisioner, settings: BurstSettings) -> None:
+    # One listing before the burst turns a wrong URL, cluster or credential
+    # into one clear error instead of a fleet that waits for a first listing.
+    try:
+        await provisioner.list_running()
+    except AwsServiceError as error:
+        msg = f"ListTasks on cluster {settings.cluster!r} at {settings.endpoint_url} failed: {error.code}: {error.message}"
+        raise BurstError(msg) from None
+    except Exception as error:  # noqa: BLE001 - any failure here means the endpoint is unusable
+        msg = f"ListTasks at {settings.endpoint_url} failed: {type(error).__name__}: {error}"
+        raise BurstError(msg) from None
+
+
+async def _send_burst(settings: BurstSettings, provisioner: EcsProvisioner, journal: Journal | None) -> dict[str, Any]:
+    config = FleetConfig(max_workers=settings.max_workers, reconcile_interval=settings.reconcile_interval)
+    outcomes = _Outcomes()
+    started_at = trio.current_time()
+    timed_out = False
+
+    async with open_fleet(provisioner, config, journal=journal) as fleet:
+
+        async def handle(key: str) -> None:
+            submitted_at = trio.current_time()
+            try:
+                ticket = await fleet.submit(Job(key=key))
+                task_id = await ticket.wait_started()
+            except (LaunchFailedError, FleetClosedError) as error:
+                outcomes.failed += 1
+                outcomes.failures.append(f"{key}: {error}")
+                return
+            outcomes.served += 1
+            outcomes.waits_s.append(trio.current_time() - submitted_at)
+            if settings.stop_after is not None:
+                await trio.sleep(settings.stop_after)
+                await _stop(provisioner, task_id, key)
+            await ticket.wait_finished()
+            outcomes.stopped += 1
+
+        with trio.move_on_after(math.inf if settings.timeout is None else settings.timeout) as scope:
+            async with trio.open_nursery() as nursery:
+                for index in range(settings.requests):
+                    nursery.start_soon(handle, f"burst-{index}")
+        timed_out = scope.cancelled_caught
+        statistics = fleet.statistics()
+
+    calls = provisioner.statistics().requests
+    waits = outcomes.waits_s
+    return {
+        "requests": settings.requests,
+        "max_workers": settings.max_workers,
+        "served": outcomes.served,
+        "failed": outcomes.failed,
+        "dropped": settings.requests - outcomes.served - outcomes.failed,
+        "workers_stopped": outcomes.stopped,
+        "run_task_calls": calls.get("RunTask", 0),
+        "list_tasks_calls": calls.get("ListTasks", 0),
+        "describe_tasks_calls": calls.get("DescribeTasks", 0),
+        "peak_active": statistics.peak_active,
+        "makespan_s": trio.current_time() - started_at,
+        "max_wait_s": max(waits, default=None),
+        "p95_wait_s": percentile(waits, 0.95),
+        "timed_out": timed_out,
+        "failures": outcomes.failures,
+    }
+
+
+async def _stop(provisioner: EcsProvisioner, task_id: str, key: str) -> None:
+    try:
+        await provisioner.stop(task_id, "stopped by fleetactor burst --stop-after")
+    except Exception as error:  # noqa: BLE001 - the worker keeps its slot until it stops by itself
+        logger.warning("burst.stop_failed", key=key, task_id=task_id, error=f"{type(error).__name__}: {error}")
+
+
+# The command line
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "burst",
+        help="send a burst of requests through one fleet against an ECS endpoint, in real time",
+        description=(
+            "Submit --requests distinct jobs (keys burst-0, burst-1, ...) to one fleet capped at --max-workers, "
+            "launching ECS tasks at --endpoint-url, and exit when every worker has stopped. Credentials come from "
+            "the AWS environment variables, shared files or profile. Exit status: 0 when every request was "
+            "served and its worker stopped, 1 otherwise, 2 for bad input or an unusable endpoint."
+        ),
+    )
+    target = parser.add_argument_group("ECS")
+    target.add_argument("--endpoint-url", required=True, type=_endpoint_url, metavar="URL", help="ECS endpoint, for example http://127.0.0.1:5000 for moto or the served simulator")
+    target.add_argument("--region", required=True, type=non_empty, metavar="REGION", help="AWS region to sign requests for")
+    target.add_argument("--cluster", required=True, type=non_empty, metavar="NAME", help="cluster name or ARN")
+    target.add_argument("--task-definition", required=True, type=non_empty, metavar="TD", help="task definition: family, family:revision or ARN")
+    target.add_argument("--launch-type", choices=LAUNCH_TYPES, default="FARGATE", help="RunTask launch type (default: %(default)s)")
+    target.add_argument(
+        "--subnet", dest="subnets", action="append", default=[], type=non_empty, metavar="ID", help="subnet for the tasks' awsvpc network; repeat for more"
+    )
+    target.add_argument(
+        "--security-group",
+        dest="security_groups",
+        action="append",
+        default=[],
+        type=non_empty,
+        metavar="ID",
+        help="security group for the tasks; repeat for more (needs --subnet)",
+    )
+
+    fleet = parser.add_argument_group("burst")
+    fleet.add_argument("--requests", type=integer(1), default=24, metavar="N", help="distinct requests in the burst (default: %(default)s)")
+    fleet.add_argument("--max-workers", type=integer(1), default=16, metavar="N", help="the cap on workers that run at once (default: %(default)s)")
+    fleet.add_argument(
+        "--reconcile-interval",
+        type=seconds(allow_zero=False),
+        default=5.0,
+        metavar="S",
+        help="seconds between two ListTasks calls of the fleet (default: %(default)s)",
+    )
+    fleet.add_argument(
+        "--stop-after",
+        type=seconds(),
+        default=None,
+        metavar="S",
+        help="stop each worker with StopTask S seconds after it started, for tasks that never exit by themselves "
+        "(default: wait for each task to stop on its own)",
+    )
+    fleet.add_argument(
+        "--timeout",
+        type=seconds(allow_zero=False),
+        default=None,
+        metavar="S",
+        help="give up after S seconds and exit with status 1 (default: no limit)",
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument("--audit-log", metavar="PATH", default=None, help="write the fleet's audit events to PATH as JSON lines, replacing the file")
+    output.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of a table")
+    parser.set_defaults(handler=run, parser=parser)
+
+
+def _endpoint_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an http:// or https:// URL with a host")
+    return text
+
+
+def settings_from_arguments(arguments: argparse.Namespace) -> BurstSettings:
+    if arguments.security_groups and not arguments.subnets:
+        arguments.parser.error("argument --security-group: needs at least one --subnet, because both go into the awsvpc network configuration")
+    return BurstSettings(
+        endpoint_url=arguments.endpoint_url,
+        region=arguments.region,
+        cluster=arguments.cluster,
+        task_definition=arguments.task_definition,
+        launch_type=arguments.launch_type,
+        subnets=tuple(arguments.subnets),
+        security_groups=tuple(arguments.security_groups),
+        requests=arguments.requests,
+        max_workers=arguments.max_workers,
+        reconcile_interval=arguments.reconcile_interval,
+        stop_after=arguments.stop_after,
+        timeout=arguments.timeout,
+    )
+
+
+def run(arguments: argparse.Namespace) -> int:
+    settings = settings_from_arguments(arguments)
+    try:
+        with configure_logging(arguments.audit_log, diagnostics=sys.stderr):
+            figures = trio.run(run_burst, settings)
+    except OSError as error:
+        arguments.parser.error(f"argument --audit-log: cannot write {arguments.audit_log!r}: {error.strerror or error}")
+    except BurstError as error:
+        raise UsageError(str(error)) from None
+
+    if arguments.json:
+        print_json(figures)
+    else:
+        print(format_figures(settings, figures))
+    complete = figures["served"] == settings.requests and figures["workers_stopped"] == settings.requests
+    return 0 if complete and not figures["timed_out"] else 1
+
+
+def format_figures(settings: BurstSettings, figures: dict[str, Any]) -> str:
+    header = f"fleetactor burst: {settings.requests} requests, cap {settings.max_workers}, cluster {settings.cluster} at {settings.endpoint_url}"
+    rows: list[tuple[str, object]] = [
+        ("requests", figures["requests"]),
+        ("cap (max workers)", figures["max_workers"]),
+        ("peak active (fleet's count)", figures["peak_active"]),
+        ("served", figures["served"]),
+        ("failed", figures["failed"]),
+        ("dropped", figures["dropped"]),
+        ("workers stopped", figures["workers_stopped"]),
+        ("RunTask requests", figures["run_task_calls"]),
+        ("ListTasks requests", figures["list_tasks_calls"]),
+        ("DescribeTasks requests", figures["describe_tasks_calls"]),
+        ("makespan", format_seconds(figures["makespan_s"])),
+        ("longest wait", format_seconds(figures["max_wait_s"])),
+    ]
+    lines = [header, "", format_table(rows, indent="  ")]
+    if figures["timed_out"]:
+        lines.append(f"\ngave up after --timeout {settings.timeout:g} s")
+    for failure in figures["failures"][:10]:
+        lines.append(f"  failed: {failure}")
+    return "\n".join(lines)
