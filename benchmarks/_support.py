@@ -69,6 +69,7 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "packages": versions,
         "git_commit": _git_commit(),
+        "library_modified": _library_modified(),
     }
 
 
@@ -97,6 +98,21 @@ def _git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
+def _library_modified() -> bool | None:
+    """Tell whether fleetactor/ has changes that the commit does not contain, or None without git."""
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPOSITORY), "status", "--porcelain", "--", "fleetactor"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(result.stdout.strip())
+
+
 def command_line() -> str:
     """Return the command that started this script, as one shell line."""
     script = os.path.relpath(sys.argv[0], REPOSITORY) if sys.argv[0] else "?"
@@ -108,7 +124,7 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="use tiny parameters that finish in about a second, for the CI smoke test; "
+        help="use tiny parameters that finish in a few seconds, for the CI smoke test; "
         "options given explicitly still apply",
     )
 
@@ -131,7 +147,9 @@ def emit(report: dict[str, Any], as_json: bool, render: Any) -> None:
     print(f"command: {report['command']}")
     host = report["machine"]
     packages = ", ".join(f"{name} {version}" for name, version in host["packages"].items())
-    print(f"machine: {host['cpus']} CPUs ({host['cpu_model']}), {host['implementation']} {host['python']}, {packages}")
+    print(f"machine: {host['cpus']} CPUs ({host['cpu_model']}), {host['platform']}")
+    modified = " with uncommitted changes in fleetactor/" if host["library_modified"] else ""
+    print(f"software: {host['implementation']} {host['python']}, {packages}, commit {host['git_commit']}{modified}")
     print()
     render(report)
 

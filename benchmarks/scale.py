@@ -147,7 +147,7 @@ def _by_line(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, queued: 
 
 
 def _short_path(filename: str) -> str:
-    for marker in ("/fleetactor/", "/site-packages/", "/lib/python"):
+    for marker in ("/fleetactor/", "/benchmarks/", "/site-packages/", "/lib/python"):
         if marker in filename:
             return filename[filename.index(marker) + 1 :]
     return filename
