@@ -8,10 +8,12 @@ chain: environment variables, the shared files, or a profile.
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlsplit
 
 import structlog
@@ -82,10 +84,17 @@ class _Outcomes:
     failures: list[str] = field(default_factory=list)
 
 
-async def run_burst(settings: BurstSettings, *, journal: Journal | None = None) -> dict[str, Any]:
+async def run_burst(
+    settings: BurstSettings,
+    *,
+    journal: Journal | None = None,
+    on_endpoint_checked: Callable[[], None] | None = None,
+) -> dict[str, Any]:
     """Send ``settings.requests`` jobs (keys ``burst-0`` ...) through one fleet and wait for every worker to stop.
 
     Returns the figures of the run. ``journal`` is handed to ``open_fleet``.
+    ``on_endpoint_checked`` is called once the first ListTasks call has
+    succeeded, before anything is launched.
 
     Raises:
         BurstError: The ECS client cannot be configured, or the first
@@ -99,6 +108,8 @@ async def run_burst(settings: BurstSettings, *, journal: Journal | None = None) 
 
     try:
         await _check_endpoint(provisioner, settings)
+        if on_endpoint_checked is not None:
+            on_endpoint_checked()
         return await _send_burst(settings, provisioner, journal)
     finally:
         await provisioner.aclose()
@@ -268,11 +279,42 @@ def settings_from_arguments(arguments: argparse.Namespace) -> BurstSettings:
     )
 
 
+class _HeldStream:
+    """A text stream that holds what is written until :meth:`release`, then passes writes through.
+
+    Retry warnings of a first ListTasks call that fails would precede its
+    error message. Held until the endpoint works, they are dropped with the
+    error instead.
+    """
+
+    def __init__(self, target: TextIO) -> None:
+        self._target = target
+        self._held: list[str] | None = []
+
+    def write(self, text: str) -> int:
+        if self._held is None:
+            return self._target.write(text)
+        self._held.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._held is None:
+            self._target.flush()
+
+    def release(self) -> None:
+        held, self._held = self._held or [], None
+        for text in held:
+            self._target.write(text)
+        self._target.flush()
+
+
 def run(arguments: argparse.Namespace) -> int:
     settings = settings_from_arguments(arguments)
+    diagnostics = _HeldStream(sys.stderr)
+    burst = functools.partial(run_burst, settings, on_endpoint_checked=diagnostics.release)
     try:
-        with configure_logging(arguments.audit_log, diagnostics=sys.stderr):
-            figures = trio.run(run_burst, settings)
+        with configure_logging(arguments.audit_log, diagnostics=diagnostics):  # type: ignore[arg-type]
+            figures = trio.run(burst)
     except OSError as error:
         arguments.parser.error(f"argument --audit-log: cannot write {arguments.audit_log!r}: {error.strerror or error}")
     except BurstError as error:

@@ -49,6 +49,8 @@ _CREDENTIALS = Credentials("AKIAFLEETACTORDEMO01", "fleetactor-demo-secret-key-0
 # Seconds of virtual time between two progress reports, and between two
 # ground-truth checks while the reference controllers wait for their workers.
 _TICK = 1.0
+# Seconds of virtual time between two checks for the fleet's first listing.
+_SYNC_POLL = 0.1
 
 
 @dataclass(frozen=True)
@@ -265,6 +267,11 @@ async def _run_actor(scenario: Scenario, provisioner: EcsProvisioner, outcomes: 
             except FleetClosedError:
                 pass
 
+        # The burst hits a fleet that is up and has listed the cluster once,
+        # as in a service that opened its fleet at start. Before that first
+        # listing every request would be queued.
+        while not fleet.statistics().synced:
+            await trio.sleep(_SYNC_POLL)
         try:
             await _arrive(scenario, handle)
         finally:
