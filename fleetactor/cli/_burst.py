@@ -54,6 +54,7 @@ class BurstSettings:
     requests: int = 24
     max_workers: int = 16
     reconcile_interval: float = 5.0
+    visibility_timeout: float = 30.0
     stop_after: float | None = None
     timeout: float | None = None
 
@@ -129,7 +130,11 @@ async def _check_endpoint(provisioner: EcsProvisioner, settings: BurstSettings) 
 
 
 async def _send_burst(settings: BurstSettings, provisioner: EcsProvisioner, journal: Journal | None) -> dict[str, Any]:
-    config = FleetConfig(max_workers=settings.max_workers, reconcile_interval=settings.reconcile_interval)
+    config = FleetConfig(
+        max_workers=settings.max_workers,
+        reconcile_interval=settings.reconcile_interval,
+        visibility_timeout=settings.visibility_timeout,
+    )
     outcomes = _Outcomes()
     started_at = trio.current_time()
     timed_out = False
@@ -232,6 +237,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seconds between two ListTasks calls of the fleet (default: %(default)s)",
     )
     fleet.add_argument(
+        "--visibility-timeout",
+        type=seconds(),
+        default=30.0,
+        metavar="S",
+        help="seconds a launched task may stay out of ListTasks before the fleet checks it with DescribeTasks "
+        "(default: %(default)s)",
+    )
+    fleet.add_argument(
         "--stop-after",
         type=seconds(),
         default=None,
@@ -274,6 +287,7 @@ def settings_from_arguments(arguments: argparse.Namespace) -> BurstSettings:
         requests=arguments.requests,
         max_workers=arguments.max_workers,
         reconcile_interval=arguments.reconcile_interval,
+        visibility_timeout=arguments.visibility_timeout,
         stop_after=arguments.stop_after,
         timeout=arguments.timeout,
     )
