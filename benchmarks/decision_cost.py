@@ -52,7 +52,7 @@ class LockedFleet:
     """The capacity ledger guarded by one trio.Lock instead of an actor.
 
     Each caller takes the lock around its own ledger calls and launches its
-    own worker; a reaper task lists and describes with the same lock. Audit
+    own worker. A reaper task lists and describes, taking the same lock. Audit
     events carry the same names and fields as the actor's, so both variants
     pay for the same logging.
     """
@@ -209,6 +209,36 @@ VARIANTS = {
 }
 
 
+AUDIT_EVENTS_TIMED = 20_000
+
+
+async def measure_audit_event() -> dict[str, float]:
+    """Time one ``AuditLog.emit`` of a ``spawn.granted`` event, and its timestamp alone, in microseconds."""
+    audit = AuditLog("benchmark")
+    fields = {
+        "request_id": uuid.uuid4().hex,
+        "launch_id": uuid.uuid4().hex,
+        "key": "job-1",
+        "attempt": 1,
+        "active": 1,
+        "visible": 0,
+        "pending": 1,
+        "foreign": 0,
+        "queued": 0,
+        "max_workers": 100,
+    }
+    started = time.perf_counter()
+    for _ in range(AUDIT_EVENTS_TIMED):
+        audit.emit("spawn.granted", **fields)
+    emit = (time.perf_counter() - started) / AUDIT_EVENTS_TIMED
+
+    started = time.perf_counter()
+    for _ in range(AUDIT_EVENTS_TIMED):
+        audit.timestamp()
+    timestamp = (time.perf_counter() - started) / AUDIT_EVENTS_TIMED
+    return {"emit_us": emit * 1e6, "timestamp_us": timestamp * 1e6}
+
+
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
     for _ in range(arguments.rounds):
@@ -238,6 +268,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
             "reconcile_interval_s": arguments.reconcile_interval,
         },
         "variants": summary,
+        "audit_event": trio.run(measure_audit_event),
         "ratio_actor_to_lock": actor / summary["lock"]["decisions_per_s"],
         "ratio_actor_to_lock_no_audit": actor / summary["lock-no-audit"]["decisions_per_s"],
         "target_ratio": 0.67,
@@ -255,6 +286,12 @@ def render(report: dict[str, Any]) -> None:
         f"median of {parameters['rounds']} rounds"
     )
     _support.print_table(["variant", "decisions/s", "jobs/s", "vs lock", "peak active"], rows)
+    audit = report["audit_event"]
+    print()
+    print(
+        f"one audit event: {audit['emit_us']:.2f} us in AuditLog.emit, "
+        f"of which {audit['timestamp_us']:.2f} us for its timestamp"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
