@@ -70,6 +70,7 @@ class ListFailed:
 @dataclass(slots=True)
 class Described:
     statuses: Mapping[str, str]
+    report: ReaperReport | None = None
 
 
 @dataclass(slots=True)
@@ -243,6 +244,8 @@ class CapacityActor:
             message.report.reply(self.ledger.describe_candidates(now))
         elif isinstance(message, Described):
             self._dispatch(self.ledger.described(self._checked_statuses(message.statuses), now))
+            if message.report is not None:
+                message.report.reply(self.ledger.follow_up_candidates())
         elif isinstance(message, RequeueDue):
             if not self.closing:
                 self._dispatch(self.ledger.requeue(message.request_id, now))

@@ -57,6 +57,8 @@ class FleetConfig:
             listing before the reaper checks it by id with ``describe``. A task
             the backend reports MISSING is released only once this much time
             has passed since its launch.
+        describe_interval: Seconds between describes of tasks that left the
+            listing but are not STOPPED yet, between two listings.
         launch_concurrency: Launcher tasks that call the provisioner at once.
         launch_attempts: Definite, retryable rejections a request may receive
             before its ticket fails with the last reason.
@@ -77,6 +79,7 @@ class FleetConfig:
     max_workers: int | None = None
     reconcile_interval: float = 5.0
     visibility_timeout: float = 30.0
+    describe_interval: float = 1.0
     launch_concurrency: int = 16
     # With these defaults a request rejected for capacity keeps retrying for
     # at least 61.5 s (the half steps of its seven waits) before it fails.
@@ -94,6 +97,7 @@ class FleetConfig:
         _check_count("max_workers", self.max_workers, minimum=1)
         _check_number("reconcile_interval", self.reconcile_interval, minimum=0, allow_equal=False, unit="seconds")
         _check_number("visibility_timeout", self.visibility_timeout, minimum=0, allow_equal=True, unit="seconds")
+        _check_number("describe_interval", self.describe_interval, minimum=0, allow_equal=False, unit="seconds")
         _check_count("launch_concurrency", self.launch_concurrency, minimum=1)
         _check_count("launch_attempts", self.launch_attempts, minimum=1)
         _check_number("retry_base_delay", self.retry_base_delay, minimum=0, allow_equal=True, unit="seconds")

@@ -32,7 +32,7 @@ class RequestState(enum.Enum):
     # Rejected with a retryable reason; waits out a backoff delay, then
     # returns to the queue. Counted as queued.
     DEFERRED = "deferred"
-    # Holds a reservation whose launch has not been answered yet.
+    # Has a reservation whose launch has not returned yet.
     LAUNCHING = "launching"
     # Its worker exists: the launch returned a task id.
     RUNNING = "running"
@@ -207,7 +207,7 @@ class CapacityLedger:
         self.closed = False
         self.queued = 0
         self.pending = 0
-        # Reservations in GRANTED state: launches not answered yet.
+        # Reservations in GRANTED state: launches that have not returned yet.
         self.pending_launches = 0
         self.visible = 0
         self.peak_active = 0
@@ -230,7 +230,7 @@ class CapacityLedger:
         )
 
     def open_request(self, key: str) -> Request | None:
-        """Return the request for ``key`` that is queued or holds a worker."""
+        """Return the request for ``key`` that is queued or has a worker."""
         request_id = self._open_by_key.get(key)
         return None if request_id is None else self.requests[request_id]
 
@@ -430,20 +430,30 @@ class CapacityLedger:
         return events
 
     def describe_candidates(self, now: float) -> list[str]:
-        """List the task ids whose fate only ``describe`` can settle.
+        """List the task ids whose fate only ``describe`` can settle, after a listing.
 
-        These are launched tasks still unlisted after the visibility timeout,
-        and listed tasks (this fleet's or foreign) that dropped out of the
-        latest listing.
+        These are listed tasks (this fleet's or foreign) that dropped out of
+        the latest listing, and launched tasks not listed yet: those past the
+        visibility timeout always, the others only while requests wait,
+        because a task that ends before it is ever listed would otherwise
+        keep its slot until the timeout. Describing early is safe: only
+        STOPPED frees a slot before the timeout.
         """
-        candidates = []
+        candidates = self.follow_up_candidates()
         for reservation in self.reservations.values():
-            if reservation.task_id is None:
+            if reservation.state is not ReservationState.LAUNCHED or reservation.task_id is None:
                 continue
-            if reservation.vanished:
+            if self.queued or self._past_visibility_timeout(reservation, now):
                 candidates.append(reservation.task_id)
-            elif reservation.state is ReservationState.LAUNCHED and self._past_visibility_timeout(reservation, now):
-                candidates.append(reservation.task_id)
+        return candidates
+
+    def follow_up_candidates(self) -> list[str]:
+        """List the tasks that left the listing but were not reported STOPPED yet."""
+        candidates = [
+            reservation.task_id
+            for reservation in self.reservations.values()
+            if reservation.vanished and reservation.task_id is not None
+        ]
         candidates.extend(task_id for task_id, vanished in self.foreign.items() if vanished)
         return candidates
 

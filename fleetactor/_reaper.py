@@ -65,12 +65,23 @@ async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], confi
                 await inbox.send(Listed(task_ids, report))
 
             to_describe = await report.wait()
-            if to_describe:
-                statuses = await _describe(provisioner, to_describe)
-                if statuses:
-                    await inbox.send(Described(statuses))
-
             deadline += config.reconcile_interval
+
+            # Tasks that left the listing but still stop are described again
+            # every describe_interval until the next listing, so a slot frees
+            # soon after STOPPED rather than up to a reconcile interval later.
+            while to_describe:
+                statuses = await _describe(provisioner, to_describe)
+                if not statuses:
+                    break
+                follow_up = ReaperReport()
+                await inbox.send(Described(statuses, follow_up))
+                to_describe = await follow_up.wait()
+                next_describe = trio.current_time() + config.describe_interval
+                if not to_describe or next_describe >= deadline:
+                    break
+                await trio.sleep_until(next_describe)
+
             await trio.sleep_until(max(deadline, trio.current_time()))
 
 

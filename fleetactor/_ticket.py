@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from fleetactor._fleet import Fleet
 
 
+_ALREADY_SET = trio.Event()
+_ALREADY_SET.set()
+
+
 class TicketState(enum.Enum):
     # Sent to the actor, no decision yet.
     SUBMITTED = "submitted"
@@ -50,7 +54,7 @@ class Ticket:
         self._decided = trio.Event()
         self._started: trio.Event | None = None
         self._finished: trio.Event | None = None
-        # Set once a journal holds the submission; None without a journal.
+        # Set once the journal has stored the submission; None without a journal.
         self._durable: trio.Event | None = None
 
     def __repr__(self) -> str:
@@ -113,6 +117,8 @@ class Ticket:
         self.decision = decision
         self.state = TicketState.LAUNCHING if decision == "granted" else TicketState.QUEUED
         self._decided.set()
+        # A queued ticket can wait for a long time; one shared event saves memory.
+        self._decided = _ALREADY_SET
 
     def _grant(self) -> None:
         if self.state in (TicketState.SUBMITTED, TicketState.QUEUED):

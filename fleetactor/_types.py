@@ -19,6 +19,9 @@ class TaskStatus(str, enum.Enum):
     MISSING = "MISSING"
 
 
+_NO_OVERRIDES: Mapping[str, Any] = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class Job:
     """One request for one worker.
@@ -47,7 +50,9 @@ class Job:
         if not isinstance(self.overrides, Mapping):
             msg = f"Job overrides must be a mapping, got {type(self.overrides).__name__}"
             raise ValueError(msg)
-        object.__setattr__(self, "overrides", MappingProxyType(dict(self.overrides)))
+        # Most jobs have no overrides, so they share one empty mapping.
+        overrides = MappingProxyType(dict(self.overrides)) if self.overrides else _NO_OVERRIDES
+        object.__setattr__(self, "overrides", overrides)
 
     def __hash__(self) -> int:
         return hash((self.key, self.priority))
@@ -81,7 +86,7 @@ class FleetClosedError(Exception):
 class LaunchFailedError(Exception):
     """A request failed for good: its launch was rejected or ran out of attempts.
 
-    ``reason`` is the last rejection reason and ``retryable`` tells whether the
+    ``reason`` is the last rejection reason. ``retryable`` is True when the
     final rejection was a transient one that exhausted its attempts.
     """
 

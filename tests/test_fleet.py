@@ -406,3 +406,35 @@ async def test_enum_statuses_release_slots(autojump_clock):
         await second.wait_started()
 
     assert provisioner.true_peak() == 1
+
+
+async def test_stopping_task_described_between_listings(autojump_clock):
+    provisioner = FakeProvisioner(run_time=30, stop_time=20)
+    async with open_fleet(provisioner, config(max_workers=1, reconcile_interval=10, describe_interval=1)) as fleet:
+        start = trio.current_time()
+        await first_reconcile()
+        first = await fleet.submit(Job("a"))
+        second = await fleet.submit(Job("b"))
+        await first.wait_finished()
+        freed_after = trio.current_time() - start
+        await second.wait_started()
+
+    # Work ends at 30 s and the task is STOPPED at 50 s; listings run every 10 s.
+    assert 50 <= freed_after <= 51.5
+    assert provisioner.true_peak() == 1
+
+
+async def test_unlisted_task_described_while_queue_waits(autojump_clock):
+    provisioner = FakeProvisioner(list_lag=8, run_time=3)
+    async with open_fleet(provisioner, config(max_workers=1, visibility_timeout=30)) as fleet:
+        start = trio.current_time()
+        await first_reconcile()
+        first = await fleet.submit(Job("a"))
+        second = await fleet.submit(Job("b"))
+        await first.wait_finished()
+        freed_after = trio.current_time() - start
+
+    # The task ends before it is ever listed; the reconcile at 5 s describes
+    # it because a request waits, long before the visibility timeout.
+    assert 5 <= freed_after <= 6
+    assert second.task_id is not None
