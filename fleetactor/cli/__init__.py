@@ -6,8 +6,10 @@ from collections.abc import Sequence
 
 from fleetactor.cli import _audit, _burst, _demo, _simulate
 from fleetactor.cli._arguments import ArgumentParser, UsageError, print_error
+from fleetactor.cli._burst import BurstSettings, run_burst
+from fleetactor.cli._demo import Scenario, run_scenario, run_scenario_async
 
-__all__ = ["build_parser", "main"]
+__all__ = ["BurstSettings", "Scenario", "build_parser", "main", "run_burst", "run_scenario", "run_scenario_async"]
 
 DESCRIPTION = """\
 Keep a fleet of ephemeral ECS workers under a hard cap, and check that it

@@ -5,7 +5,7 @@ for the command line and for benchmarks alike. Every policy drives the real
 :class:`~fleetactor.ecs.EcsProvisioner` over a
 :class:`~fleetactor.simulator.SimulatorTransport`, so the ECS requests are
 signed, sent and parsed as they would be against AWS, but nothing leaves
-the process and a scenario of minutes runs in about a second.
+the process and a scenario of simulated minutes runs in seconds.
 """
 
 from __future__ import annotations
@@ -389,7 +389,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Send a burst of distinct requests to a fleet capped at --max-workers, against the built-in ECS "
             "simulator whose ListTasks lags behind RunTask. The run uses the real ECS client in virtual time, so "
-            "minutes of simulated time take about a second. Compare --policy actor with the naive "
+            "minutes of simulated time pass in seconds. Compare --policy actor with the naive "
             "list-only and recent-launches controllers."
         ),
     )
@@ -421,7 +421,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="seconds a launch counts on top of ListTasks, for --policy recent-launches (default: %(default)s)",
     )
     burst.add_argument(
-        "--seed", type=integer(0), default=defaults.seed, metavar="N", help="seed of every random draw, for a repeatable run (default: %(default)s)"
+        "--seed", type=integer(0), default=defaults.seed, metavar="N", help="seed of the random draws of the simulator, the ECS client and the fleet (default: %(default)s)"
     )
     burst.add_argument(
         "--time-limit",
