@@ -1,6 +1,6 @@
 """Send a burst of concurrent requests for uncached files to the example data service.
 
-Each request asks for a distinct file, so each needs its own worker. The
+Each request is for a distinct file, so each needs its own worker. The
 script prints the peak of running workers (the simulator's own count when
 the service runs on a simulator, else the fleet's count), how many requests
 had to wait for a free slot, and how long the slowest one took::

@@ -267,10 +267,17 @@ def _count(text: str) -> int:
     return value
 
 
+def _port(text: str) -> int:
+    value = _count(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be a TCP port from 0 to 65535")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Serve files that ECS workers produce, under a hard cap on workers.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    parser.add_argument("--port", type=_count, default=8080, help="TCP port; 0 picks a free one (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=8080, help="TCP port; 0 picks a free one (default: %(default)s)")
     parser.add_argument("--max-workers", type=_count, default=16, help="the cap on workers that run at once (default: %(default)s)")
     parser.add_argument("--reconcile-interval", type=_seconds, default=5.0, help="seconds between two ListTasks calls (default: %(default)s)")
     parser.add_argument(
@@ -301,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class AuditFileLogger(structlog.WriteLogger):
-    """Writes the fleet's audit events to the audit log file."""
+    """A file logger for the fleet's audit events."""
 
 
 def configure_logging(audit_log: str | None) -> None:
@@ -347,9 +354,20 @@ def main(argv: list[str] | None = None) -> int:
     except BaseExceptionGroup as group:
         # Ctrl+C may arrive wrapped by the server's nursery.
         _, others = group.split(KeyboardInterrupt)
-        if others is not None:
+        if others is None:
+            return 0
+        bind_errors, rest = others.split(OSError)
+        if bind_errors is None or rest is not None:
             raise
+        print(f"data_service.py: error: cannot listen on {arguments.host}:{arguments.port}: {_first_leaf(bind_errors)}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 if __name__ == "__main__":

@@ -79,9 +79,9 @@ def test_demo_table_output():
 
 
 # A window shorter than the 8 s lag frees slots blindly. A long window
-# holds the cap until tasks stop: a stopping task leaves ListTasks
-# (desiredStatus RUNNING) but holds capacity for stop_time seconds, and the
-# controller launches into those slots.
+# keeps the cap until tasks stop. A stopping task leaves ListTasks
+# (desiredStatus RUNNING) but occupies capacity for stop_time seconds, and
+# the controller launches into those slots.
 @pytest.mark.parametrize(("window", "stop_time", "peak"), [(5, 0, 24), (20, 0, 16), (20, 15, 24)])
 def test_recent_launches_window(window, stop_time, peak):
     figures = run_scenario(Scenario(policy="recent-launches", window=window, stop_time=stop_time))
@@ -316,8 +316,8 @@ def test_simulate_ecs_port_in_use(capsys):
 
 def test_burst_unreachable_endpoint():
     with occupied_port() as listener:
-        # A listening socket that never answers would hang; a closed port
-        # refuses the connection at once.
+        # A listening socket that never responds would hang, but a closed
+        # port refuses the connection at once.
         port = listener.getsockname()[1]
     completed = run_cli(
         "burst", "--endpoint-url", f"http://127.0.0.1:{port}", "--region", "us-east-1", "--cluster", "c", "--task-definition", "t"

@@ -1,7 +1,7 @@
 """The ``fleetactor burst`` subcommand: one burst through a fleet, in real time, against an ECS endpoint.
 
-:func:`run_burst` holds the logic so that other entry points (and further
-options such as a journal) reuse it. Credentials come from botocore's usual
+:func:`run_burst` contains the logic, so that other entry points and
+further options (a journal, for example) can reuse it. Credentials come from botocore's usual
 chain: environment variables, the shared files, or a profile.
 """
 
@@ -36,7 +36,7 @@ LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
 
 @dataclass(frozen=True)
 class BurstSettings:
-    """Where to launch and how large a burst to send. Times are seconds.
+    """Settings of one burst: the ECS target, the burst size and the fleet. Times are seconds.
 
     ``stop_after`` stops each worker with StopTask that many seconds after
     it started, for task definitions that never exit on their own (moto's
@@ -294,7 +294,7 @@ def settings_from_arguments(arguments: argparse.Namespace) -> BurstSettings:
 
 
 class _HeldStream:
-    """A text stream that holds what is written until :meth:`release`, then passes writes through.
+    """A text stream that keeps what is written until :meth:`release`, then passes writes through.
 
     Retry warnings of a first ListTasks call that fails would precede its
     error message. Held until the endpoint works, they are dropped with the

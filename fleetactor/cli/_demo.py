@@ -140,7 +140,7 @@ class Scenario:
 
 @dataclass
 class _Outcomes:
-    """What happened to the requests, as the policy under test reports it."""
+    """Request outcomes as the policy under test reports them."""
 
     served: int = 0
     failed: int = 0
@@ -576,7 +576,7 @@ def _check_writable(parser: argparse.ArgumentParser, path: str) -> None:
 
 
 class _ProgressLine:
-    """Rewrites one status line on a terminal, at most ten times per real second."""
+    """A status line on a terminal, rewritten at most ten times per real second."""
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
