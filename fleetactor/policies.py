@@ -43,6 +43,8 @@ class ControllerStatistics:
     failed: int = 0
     launch_calls: int = 0
     list_calls: int = 0
+    # list_running calls that raised; the request polled again.
+    list_errors: int = 0
     waits_s: list[float] = field(default_factory=list)
     # The reason of each failed request, in the order they failed.
     failures: list[str] = field(default_factory=list)
@@ -65,9 +67,14 @@ class _Controller:
         self.poll_interval = poll_interval
         self.stats = ControllerStatistics()
 
-    async def _count_listed(self) -> int:
+    async def _count_listed(self) -> int | None:
+        """Return the number of listed tasks, or None when the listing failed."""
         self.stats.list_calls += 1
-        return len(await self.provisioner.list_running())
+        try:
+            return len(await self.provisioner.list_running())
+        except Exception:  # noqa: BLE001 - the caller polls again, as it does at the cap
+            self.stats.list_errors += 1
+            return None
 
     async def _launch(self, job: Job, started_at: float) -> str | None:
         """Launch once with a fresh client token; any error fails the request."""
@@ -94,7 +101,8 @@ class ListOnlyController(_Controller):
 
     For each request: call ``list_running()``; launch if it returns fewer
     than ``max_workers`` tasks, else sleep ``poll_interval`` seconds and ask
-    again. A launch error fails the request.
+    again. A failed listing is treated like a full fleet, and a launch error
+    fails the request.
 
     Why it breaks: the check and the launch are not atomic, and the listing
     lags behind launches (ECS ListTasks is eventually consistent). Requests
@@ -115,12 +123,16 @@ class ListOnlyController(_Controller):
     async def serve(self, job: Job) -> str | None:
         """Wait until the listing shows room, launch ``job``, and return its task id.
 
-        Returns None when the launch failed. Retries the listing for as long
-        as the fleet is at the cap; an error from ``list_running`` propagates.
+        Returns None when the launch failed. Lists again every
+        ``poll_interval`` seconds for as long as the fleet is at the cap or
+        the listing fails.
         """
         self.stats.submitted += 1
         started_at = trio.current_time()
-        while await self._count_listed() >= self.max_workers:
+        while True:
+            listed = await self._count_listed()
+            if listed is not None and listed < self.max_workers:
+                break
             await trio.sleep(self.poll_interval)
         return await self._launch(job, started_at)
 
@@ -132,8 +144,9 @@ class RecentLaunchesController(_Controller):
     and drops launch times older than ``window`` seconds. If the listed tasks
     plus the remaining recent launches are below the cap, it records a launch
     time and releases the lock. Otherwise it sleeps ``poll_interval`` seconds,
-    still holding the lock, and checks again. The launch call runs after the
-    lock is released, and a launch error fails the request.
+    still holding the lock, and checks again, as it does after a failed
+    listing. The launch call runs after the lock is released, and a launch
+    error fails the request.
 
     Why it breaks: the two terms overlap and miss each other. A task that is
     already listed while its launch is still inside the window is counted
@@ -162,8 +175,7 @@ class RecentLaunchesController(_Controller):
     async def serve(self, job: Job) -> str | None:
         """Wait for room under the lock, launch ``job``, and return its task id.
 
-        Returns None when the launch failed. An error from ``list_running``
-        propagates.
+        Returns None when the launch failed.
         """
         self.stats.submitted += 1
         started_at = trio.current_time()
@@ -175,6 +187,8 @@ class RecentLaunchesController(_Controller):
 
     async def _has_room(self) -> bool:
         listed = await self._count_listed()
+        if listed is None:
+            return False
         now = trio.current_time()
         while self._recent_launches and now - self._recent_launches[0] >= self.window:
             self._recent_launches.popleft()

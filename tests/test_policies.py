@@ -117,6 +117,22 @@ async def test_launch_errors_counted(autojump_clock):
         assert "launch failed: TimeoutError: read timed out" in controller.stats.failures
 
 
+async def test_list_errors_polled_again(autojump_clock):
+    for controller_class in (ListOnlyController, RecentLaunchesController):
+        # The first three listings fail, then every listing succeeds.
+        failures = iter([RuntimeError("ListTasks failed with HTTP 503")] * 3)
+        provisioner = FakeProvisioner(list_error=lambda failures=failures: next(failures, None))
+        arguments = {"window": 5} if controller_class is RecentLaunchesController else {}
+        controller = controller_class(provisioner, 4, poll_interval=1, **arguments)
+
+        task_id = await controller.serve(Job(key="after-errors"))
+
+        assert task_id is not None, controller_class
+        assert controller.stats.list_errors == 3, controller_class
+        assert controller.stats.list_calls == 4, controller_class
+        assert controller.stats.waits_s == [3], controller_class
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
