@@ -85,6 +85,8 @@ class FleetReport:
     ``waits_s`` contains, for each request that was queued, the seconds from its
     ``spawn.queued`` to its first ``spawn.granted``. ``peak_active`` is the
     highest active count the replay computed, after a grant or a reconcile.
+    It may exceed ``max_workers`` without a violation when a listing finds
+    tasks that match no launch (foreign tasks), because no grant caused it.
     """
 
     fleet: str
@@ -107,6 +109,8 @@ class FleetReport:
     reconciles: int = 0
     reconcile_failures: int = 0
     peak_active: int = 0
+    # The line where ``peak_active`` was first reached.
+    peak_active_line: int | None = None
     seq_gaps: int = 0
     restarts: int = 0
     stopped: bool = False
@@ -133,6 +137,7 @@ class FleetReport:
             "reconciles": self.reconciles,
             "reconcile_failures": self.reconcile_failures,
             "peak_active": self.peak_active,
+            "peak_active_line": self.peak_active_line,
             "seq_gaps": self.seq_gaps,
             "restarts": self.restarts,
             "fleet_stopped": self.stopped,
@@ -435,7 +440,7 @@ class _FleetReplay:
 
         self._own += 1
         self._foreign = foreign
-        self._note_peak()
+        self._note_peak(record)
         cap = self.report.max_workers if self.report.max_workers is not None else max_workers
         if max_workers != cap:
             self._violation(record, f"spawn.granted reports max_workers {max_workers}, but fleet.started set {cap}")
@@ -482,7 +487,7 @@ class _FleetReplay:
                 request.end = _RequestEnd.SERVED
 
         self._foreign = foreign
-        self._note_peak()
+        self._note_peak(record)
         self._check_reported_active(record, reported_active)
 
     def _launch_abandoned(self, record: _Record, timestamp: datetime.datetime) -> None:
@@ -560,7 +565,7 @@ class _FleetReplay:
             self.report.reconcile_failures += 1
         self._foreign = record.integer("foreign")
         reported_active = record.optional_integer("active")
-        self._note_peak()
+        self._note_peak(record)
         if reported_active is not None:
             self._check_reported_active(record, reported_active)
 
@@ -572,8 +577,10 @@ class _FleetReplay:
                 f"({self._own} own workers + {self._foreign} foreign)",
             )
 
-    def _note_peak(self) -> None:
-        self.report.peak_active = max(self.report.peak_active, self._active)
+    def _note_peak(self, record: _Record) -> None:
+        if self._active > self.report.peak_active:
+            self.report.peak_active = self._active
+            self.report.peak_active_line = record.line_number
 
     # End of the log
 

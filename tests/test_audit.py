@@ -10,6 +10,7 @@ import trio.testing
 
 from fleetactor import FleetConfig, Job, LaunchFailedError, LaunchRejected, SqliteJournal, open_fleet
 from fleetactor.audit import MalformedLineError, percentile, replay_file, replay_lines
+from fleetactor.cli import main
 from fleetactor.cli._logging import configure_logging
 from fleetactor.testing import FakeProvisioner
 
@@ -428,3 +429,34 @@ def test_blind_list_log_passes():
     assert report.fleets[0].failed == 1
     assert report.fleets[0].peak_active == 2
     assert math.isclose(percentile(report.fleets[0].waits_s, 0.95), 3.0)
+
+
+def test_foreign_peak_noted(tmp_path, capsys):
+    # A listing finds a task that matches no launch while both slots are
+    # granted: active 3 under a cap of 2, but no grant caused it.
+    def record(seq, event, **fields):
+        return json.dumps({"event": event, "fleet": "f", "seq": seq, "timestamp": f"2026-01-01T00:00:{seq:02d}Z", **fields})
+
+    counts = {"visible": 0, "pending": 0, "foreign": 0, "queued": 0, "max_workers": 2}
+    lines = [
+        record(1, "fleet.started", max_workers=2),
+        record(2, "reconcile", listed=0, **counts, active=0),
+        record(3, "spawn.granted", request_id="a", launch_id="la", key="a", attempt=1, **{**counts, "active": 1}),
+        record(4, "spawn.granted", request_id="b", launch_id="lb", key="b", attempt=1, **{**counts, "active": 2}),
+        record(5, "launch.succeeded", launch_id="la", task_id="ta", request_id="a"),
+        record(6, "launch.succeeded", launch_id="lb", task_id="tb", request_id="b"),
+        record(7, "reconcile", listed=1, **{**counts, "foreign": 1, "active": 3}),
+        record(8, "fleet.stopped", submitted=2, granted=2, served=2, failed=0, cancelled=0, stopped=0, peak_active=3),
+    ]
+    path = tmp_path / "audit.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+
+    report = replay_file(path)
+    status = main(["audit", str(path)])
+
+    output = capsys.readouterr().out
+    assert report.ok, report.violations
+    assert report.fleets[0].peak_active == 3
+    assert report.fleets[0].peak_active_line == 7
+    assert status == 0
+    assert "note: active reached 3 on line 7, above max_workers 2" in output

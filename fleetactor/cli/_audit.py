@@ -98,6 +98,11 @@ def _format_fleet(fleet: FleetReport) -> str:
     notes = []
     if waits:
         notes.append(f"  queue waits: {len(waits)} queued requests, from spawn.queued to their first spawn.granted")
+    if fleet.max_workers is not None and fleet.peak_active > fleet.max_workers:
+        notes.append(
+            f"  note: active reached {fleet.peak_active} on line {fleet.peak_active_line}, above max_workers "
+            f"{fleet.max_workers}, when a listing found tasks that match no launch (foreign tasks); no grant caused it"
+        )
     if fleet.seq_gaps:
         notes.append(f"  note: seq skips {fleet.seq_gaps} time(s); lines may be missing from this log")
     if not fleet.stopped:
