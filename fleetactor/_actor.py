@@ -498,14 +498,22 @@ class CapacityActor:
             await self.journal.write(_journal.LaunchStarted(order.request_id, order.launch_id, order.attempt))
 
         attempt = 0
+        # Set once an attempt may have started the task. After that a
+        # retryable rejection (a throttle, say) proves nothing about the
+        # earlier attempt, so the launch is repeated with the same token until
+        # it returns a task id or a rejection that is not retryable.
+        outcome_unknown = False
         while True:
             attempt += 1
             try:
                 task_id = await self.provisioner.launch(order.job, client_token=order.launch_id)
             except LaunchRejected as rejection:
-                await self.inbox.send(Rejected(order.launch_id, str(rejection.reason), bool(rejection.retryable)))
-                return
+                if not (outcome_unknown and rejection.retryable):
+                    await self.inbox.send(Rejected(order.launch_id, str(rejection.reason), bool(rejection.retryable)))
+                    return
+                problem = f"LaunchRejected after an attempt with an unknown outcome: {rejection.reason}"
             except Exception as error:  # noqa: BLE001 - any other error is an ambiguous outcome
+                outcome_unknown = True
                 problem = f"{type(error).__name__}: {error}"
             else:
                 if isinstance(task_id, str) and task_id:

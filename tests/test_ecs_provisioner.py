@@ -246,6 +246,25 @@ class TestLaunch:
         assert caught.value.retryable is True
         assert caught.value.reason == "ThrottlingException: Rate exceeded"
 
+    @pytest.mark.parametrize(
+        "first_error",
+        [aws_error(500, "ServerException", "internal error"), httpx.ReadError("connection reset by peer")],
+    )
+    async def test_throttled_after_unknown_outcome_ambiguous(self, first_error: Any, autojump_clock: Any) -> None:
+        # The first attempt may have started the task, so a later definite
+        # error must not free the slot.
+        fake = FakeAws()
+        fake.queue("RunTask", first_error, *[aws_error(400, "ThrottlingException", "Rate exceeded")] * 3)
+
+        async with fake_provisioner(fake, retry=RetryPolicy(max_attempts=4)) as provisioner:
+            with pytest.raises(AwsServiceError) as caught:
+                await provisioner.launch(Job("a"), client_token="t")
+
+        assert not isinstance(caught.value, LaunchRejected)
+        assert caught.value.code == "ThrottlingException"
+        assert caught.value.after_unknown_outcome is True
+        assert len(fake.requests) == 4
+
     async def test_conflict_token_reused(self, autojump_clock: Any) -> None:
         fake = FakeAws()
         fake.queue(

@@ -438,3 +438,31 @@ async def test_unlisted_task_described_while_queue_waits(autojump_clock):
     # it because a request waits, long before the visibility timeout.
     assert 5 <= freed_after <= 6
     assert second.task_id is not None
+
+
+async def test_throttle_after_lost_response_keeps_token(autojump_clock):
+    class LoseThenThrottle(FakeProvisioner):
+        """Creates the task but loses the response, then throttles the retry."""
+
+        def __init__(self):
+            super().__init__(run_time=10)
+            self.tokens = []
+
+        async def launch(self, job, *, client_token):
+            self.tokens.append(client_token)
+            if len(self.tokens) == 2:
+                raise LaunchRejected("ThrottlingException: Rate exceeded", retryable=True)
+            task_id = await super().launch(job, client_token=client_token)
+            if len(self.tokens) == 1:
+                raise TimeoutError("response lost")
+            return task_id
+
+    provisioner = LoseThenThrottle()
+    async with open_fleet(provisioner, config(max_workers=1)) as fleet:
+        await first_reconcile()
+        ticket = await fleet.submit(Job("a"))
+        await ticket.wait_finished()
+
+    assert len(provisioner.tokens) == 3
+    assert len(set(provisioner.tokens)) == 1
+    assert len(provisioner.tasks) == 1

@@ -261,11 +261,17 @@ class AwsJsonClient:
         request_dict = self._serializer.serialize_to_request(dict(parameters), operation)
 
         attempt = 1
+        unknown_outcome = False
         while True:
             await self._wait_for_token(operation_name)
             try:
                 return await self._send_once(setup, operation, request_dict)
             except (AwsServiceError, *RETRYABLE_TRANSPORT_ERRORS) as error:
+                if isinstance(error, AwsServiceError):
+                    error.after_unknown_outcome = unknown_outcome
+                    unknown_outcome = unknown_outcome or error.server_side
+                else:
+                    unknown_outcome = True
                 if attempt >= self._retry.max_attempts or not is_retryable(error):
                     raise
                 delay = self._retry.backoff(attempt, self._jitter_random)

@@ -56,6 +56,9 @@ class AwsServiceError(Exception):
         status_code: The HTTP status of the response.
         request_id: The ``x-amzn-RequestId`` of the response, or None when the
             response carried none (for example a proxy's error page).
+        after_unknown_outcome: True when an earlier attempt of the same call
+            got a 5xx response or lost its connection, so the request may
+            have taken effect even though this error is a definite one.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class AwsServiceError(Exception):
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
+        self.after_unknown_outcome = False
 
     def __repr__(self) -> str:
         return (

@@ -227,8 +227,10 @@ class EcsProvisioner:
             msg = f"RunTask parameters are invalid: {error}"
             raise LaunchRejected(msg, retryable=False) from error
         except AwsServiceError as error:
-            if error.server_side:
-                # ECS may have started the task before it returned a 5xx response.
+            if error.server_side or error.after_unknown_outcome:
+                # ECS may have started the task before it returned a 5xx
+                # response or lost the connection, on this attempt or an
+                # earlier one, so the outcome is unknown.
                 raise
             raise _launch_rejection(error, client_token) from error
 
