@@ -40,6 +40,8 @@ class FleetStatistics:
     peak_active: int
     synced: bool
     submitted: int
+    # Requests loaded from a journal at start; also counted in submitted.
+    recovered: int
     granted: int
     served: int
     failed: int
@@ -124,6 +126,7 @@ class Fleet:
             peak_active=ledger.peak_active,
             synced=ledger.synced,
             submitted=totals["submitted"],
+            recovered=totals["recovered"],
             granted=totals["granted"],
             served=totals["served"],
             failed=totals["failed"],

@@ -211,7 +211,15 @@ class CapacityLedger:
         self.pending_launches = 0
         self.visible = 0
         self.peak_active = 0
-        self.totals = {"submitted": 0, "granted": 0, "served": 0, "failed": 0, "cancelled": 0, "stopped": 0}
+        self.totals = {
+            "submitted": 0,
+            "recovered": 0,
+            "granted": 0,
+            "served": 0,
+            "failed": 0,
+            "cancelled": 0,
+            "stopped": 0,
+        }
 
     # Occupancy
 
@@ -294,6 +302,7 @@ class CapacityLedger:
         self._open_by_key[key] = request_id
         self._sequence = max(self._sequence, sequence)
         self.totals["submitted"] += 1
+        self.totals["recovered"] += 1
 
         if launch_id is None:
             self._enqueue(request)

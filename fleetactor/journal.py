@@ -196,6 +196,15 @@ class SqliteJournal:
         async with self._lock:
             return await trio.to_thread.run_sync(self._compact_sync, ended_before)
 
+    async def finished(self) -> dict[str, str]:
+        """Map each job key with no open request to how its latest request ended.
+
+        The values are "stopped", "failed" or "cancelled". Keys whose requests
+        were compacted away are absent.
+        """
+        async with self._lock:
+            return await trio.to_thread.run_sync(self._finished_sync)
+
     async def aclose(self) -> None:
         async with self._lock:
             if self._connection is not None:
@@ -331,6 +340,16 @@ class SqliteJournal:
         else:
             msg = f"unknown journal record {record!r}"
             raise TypeError(msg)
+
+    def _finished_sync(self) -> dict[str, str]:
+        connection = self._open_sync()
+        rows = connection.execute(
+            "SELECT key, end_state FROM requests AS ended WHERE end_state IS NOT NULL "
+            "AND NOT EXISTS (SELECT 1 FROM requests AS open WHERE open.key = ended.key AND open.end_state IS NULL) "
+            "ORDER BY sequence"
+        )
+        # Later rows overwrite earlier ones, so each key keeps its latest end.
+        return {key: end_state for key, end_state in rows}
 
     def _compact_sync(self, ended_before: float) -> int:
         connection = self._open_sync()

@@ -25,7 +25,7 @@ from fleetactor.cli._arguments import UsageError, integer, non_empty, seconds
 from fleetactor.cli._logging import configure_logging
 from fleetactor.cli._output import format_seconds, format_table, print_json
 from fleetactor.ecs import AwsServiceError, EcsConfigError, EcsProvisioner
-from fleetactor.journal import Journal
+from fleetactor.journal import Journal, JournalError, SqliteJournal
 
 __all__ = ["BurstSettings", "run_burst"]
 
@@ -83,6 +83,17 @@ class _Outcomes:
     waits_s: list[float] = field(default_factory=list)
     # "key: reason" of each failed request.
     failures: list[str] = field(default_factory=list)
+    # Keys that an earlier run with the same journal had finished.
+    skipped: int = 0
+
+    def skip(self, key: str, end: str) -> None:
+        self.skipped += 1
+        if end == "stopped":
+            self.served += 1
+            self.stopped += 1
+        else:
+            self.failed += 1
+            self.failures.append(f"{key}: {end} in an earlier run with this journal")
 
 
 async def run_burst(
@@ -138,10 +149,15 @@ async def _send_burst(settings: BurstSettings, provisioner: EcsProvisioner, jour
     outcomes = _Outcomes()
     started_at = trio.current_time()
     timed_out = False
+    # Keys that an earlier run with the same journal finished are not sent again.
+    finished = await journal.finished() if isinstance(journal, SqliteJournal) else {}
 
     async with open_fleet(provisioner, config, journal=journal) as fleet:
 
         async def handle(key: str) -> None:
+            if key in finished:
+                outcomes.skip(key, finished[key])
+                return
             submitted_at = trio.current_time()
             try:
                 ticket = await fleet.submit(Job(key=key))
@@ -183,6 +199,8 @@ async def _send_burst(settings: BurstSettings, provisioner: EcsProvisioner, jour
         "p95_wait_s": percentile(waits, 0.95),
         "timed_out": timed_out,
         "failures": outcomes.failures,
+        "skipped": outcomes.skipped,
+        "resumed": statistics.recovered,
     }
 
 
@@ -260,6 +278,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="give up after S seconds and exit with status 1 (default: no limit)",
     )
 
+    fleet.add_argument(
+        "--journal",
+        metavar="PATH",
+        default=None,
+        help=(
+            "SQLite journal that makes the burst resumable: run the same command again after a crash and keys "
+            "that finished are skipped, keys in flight are resumed with their launch ids, and the rest are sent "
+            "(created when missing)"
+        ),
+    )
+
     output = parser.add_argument_group("output")
     output.add_argument("--audit-log", metavar="PATH", default=None, help="write the fleet's audit events to PATH as JSON lines, replacing the file")
     output.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of a table")
@@ -325,12 +354,14 @@ class _HeldStream:
 def run(arguments: argparse.Namespace) -> int:
     settings = settings_from_arguments(arguments)
     diagnostics = _HeldStream(sys.stderr)
-    burst = functools.partial(run_burst, settings, on_endpoint_checked=diagnostics.release)
+    burst = functools.partial(_run_with_journal, settings, arguments.journal, diagnostics.release)
     try:
         with configure_logging(arguments.audit_log, diagnostics=diagnostics):  # type: ignore[arg-type]
             figures = trio.run(burst)
     except OSError as error:
         arguments.parser.error(f"argument --audit-log: cannot write {arguments.audit_log!r}: {error.strerror or error}")
+    except JournalError as error:
+        raise UsageError(f"argument --journal: {error}") from None
     except BurstError as error:
         raise UsageError(str(error)) from None
 
@@ -340,6 +371,21 @@ def run(arguments: argparse.Namespace) -> int:
         print(format_figures(settings, figures))
     complete = figures["served"] == settings.requests and figures["workers_stopped"] == settings.requests
     return 0 if complete and not figures["timed_out"] else 1
+
+
+def journal_fleet_name(settings: BurstSettings) -> str:
+    """Name the fleet of a burst journal after its target, so one file serves one target."""
+    return f"burst {settings.endpoint_url} {settings.cluster} {settings.task_definition}"
+
+
+async def _run_with_journal(
+    settings: BurstSettings, journal_path: str | None, on_endpoint_checked: Callable[[], None]
+) -> dict[str, Any]:
+    if journal_path is None:
+        return await run_burst(settings, on_endpoint_checked=on_endpoint_checked)
+    async with SqliteJournal(journal_path, fleet=journal_fleet_name(settings)) as journal:
+        await journal.load()
+        return await run_burst(settings, journal=journal, on_endpoint_checked=on_endpoint_checked)
 
 
 def format_figures(settings: BurstSettings, figures: dict[str, Any]) -> str:
@@ -352,6 +398,8 @@ def format_figures(settings: BurstSettings, figures: dict[str, Any]) -> str:
         ("failed", figures["failed"]),
         ("dropped", figures["dropped"]),
         ("workers stopped", figures["workers_stopped"]),
+        ("skipped (finished in an earlier run)", figures["skipped"]),
+        ("resumed from the journal", figures["resumed"]),
         ("RunTask requests", figures["run_task_calls"]),
         ("ListTasks requests", figures["list_tasks_calls"]),
         ("DescribeTasks requests", figures["describe_tasks_calls"]),

@@ -1,0 +1,132 @@
+"""A burst killed with SIGKILL mid-flight and run again with the same journal.
+
+The simulator is served in its own process and keeps the ground truth: how
+many tasks were started, how many a client token started twice, and the
+peak of tasks not yet STOPPED. Every process talks only to 127.0.0.1.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+
+import httpx
+import pytest
+from test_cli_burst import ENVIRONMENT, burst_arguments
+
+# Each ECS request takes 0.3 s, so launches are still in flight when the
+# first run is killed; tasks run 3 s so some are still running too.
+CRASH_SIMULATOR_OPTIONS = [
+    "--task-definition", "worker",
+    "--latency", "0.3",
+    "--visibility-lag", "0.5",
+    "--boot-time", "0.2",
+    "--run-time", "3",
+    "--stop-time", "0.2",
+]
+
+
+@pytest.fixture
+def slow_simulator_url():
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleetactor", "simulate-ecs", "--port", "0", *CRASH_SIMULATOR_OPTIONS],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=ENVIRONMENT,
+    )
+    try:
+        first_line = process.stdout.readline()
+        assert first_line.startswith("fleetactor ECS simulator listening on http://127.0.0.1:"), first_line
+        yield first_line.rsplit(" ", 1)[-1].strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def kill_after_launches(arguments, launches):
+    """Run ``fleetactor`` with its audit log on stdout and SIGKILL it after ``launches`` launch.succeeded events."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleetactor", *arguments, "--audit-log", "/dev/stdout"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENVIRONMENT,
+    )
+    seen = 0
+    try:
+        for line in process.stdout:
+            if json.loads(line).get("event") == "launch.succeeded":
+                seen += 1
+                if seen == launches:
+                    break
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        process.stdout.close()
+    return seen
+
+
+def test_killed_burst_resumes_exactly_once(slow_simulator_url, tmp_path):
+    journal = tmp_path / "state.db"
+    arguments = burst_arguments(slow_simulator_url, "--requests", "24", "--max-workers", "16", "--journal", str(journal))
+
+    launched_before_kill = kill_after_launches(arguments, 10)
+    truth_after_kill = httpx.get(f"{slow_simulator_url}/_simulator/ground-truth").json()
+
+    second = subprocess.run(
+        [sys.executable, "-m", "fleetactor", *arguments, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=ENVIRONMENT,
+    )
+    truth = httpx.get(f"{slow_simulator_url}/_simulator/ground-truth").json()
+
+    assert launched_before_kill == 10
+    assert truth_after_kill["tasks_started"] < 24
+    assert second.returncode == 0, second.stdout + second.stderr
+    figures = json.loads(second.stdout)
+    assert figures["served"] == 24
+    assert figures["dropped"] == 0
+    assert figures["resumed"] >= 10
+    assert truth["tasks_started"] == 24
+    assert truth["duplicate_tasks"] == 0
+    assert truth["peak_fleet_active"] <= 16
+
+
+def test_finished_burst_rerun_sends_nothing(slow_simulator_url, tmp_path):
+    journal = tmp_path / "state.db"
+    arguments = burst_arguments(slow_simulator_url, "--requests", "4", "--journal", str(journal), "--json")
+
+    first = subprocess.run([sys.executable, "-m", "fleetactor", *arguments], capture_output=True, text=True, timeout=60, env=ENVIRONMENT)
+    second = subprocess.run([sys.executable, "-m", "fleetactor", *arguments], capture_output=True, text=True, timeout=60, env=ENVIRONMENT)
+    truth = httpx.get(f"{slow_simulator_url}/_simulator/ground-truth").json()
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    figures = json.loads(second.stdout)
+    assert figures["skipped"] == 4
+    assert figures["served"] == 4
+    assert figures["run_task_calls"] == 0
+    assert truth["tasks_started"] == 4
+
+
+def test_corrupt_journal_exit_2(slow_simulator_url, tmp_path):
+    journal = tmp_path / "state.db"
+    journal.write_bytes(b"not a database at all" * 50)
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "fleetactor", *burst_arguments(slow_simulator_url, "--journal", str(journal))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=ENVIRONMENT,
+    )
+
+    assert completed.returncode == 2
+    assert "argument --journal: journal" in completed.stderr
+    assert "cannot be read" in completed.stderr
+    assert "Traceback" not in completed.stderr
