@@ -342,6 +342,10 @@ class CapacityActor:
                 launch_id=event.launch_id,
                 task_id=event.task_id,
                 request_id=event.request.request_id,
+                # A listing may have counted this task as foreign before the
+                # launch returned; foreign shows the count after the merge.
+                active=event.counts.active,
+                foreign=event.counts.foreign,
             )
             for ticket in self._tickets.get(event.request.request_id, []):
                 ticket._start(event.task_id)

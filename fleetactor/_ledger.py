@@ -119,6 +119,7 @@ class LaunchSucceeded:
     request: Request
     launch_id: str
     task_id: str
+    counts: Counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +381,7 @@ class CapacityLedger:
             self.visible += 1
         else:
             reservation.state = ReservationState.LAUNCHED
-        return [LaunchSucceeded(request, launch_id, task_id)]
+        return [LaunchSucceeded(request, launch_id, task_id, self.counts())]
 
     def launch_failed(self, launch_id: str, reason: str, retryable: bool, now: float) -> list[Event]:
         """Release the slot of a launch that started nothing, then requeue or fail its request."""

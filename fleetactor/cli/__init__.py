@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 
 from fleetactor.cli import _audit, _burst, _demo, _simulate
@@ -44,3 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error("fleetactor", "interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (``fleetactor demo --json | head``).
+        # Point stdout at /dev/null so the interpreter's final flush is silent.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
