@@ -55,6 +55,7 @@ def drop_audit_events() -> None:
 
 def machine() -> dict[str, Any]:
     """Describe the machine, the interpreter and the package versions of this run."""
+    changed = _library_changes()
     versions = {}
     for name in PACKAGES:
         try:
@@ -69,7 +70,8 @@ def machine() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "packages": versions,
         "git_commit": _git_commit(),
-        "library_modified": _library_modified(),
+        "library_modified": None if changed is None else bool(changed),
+        "library_modified_files": changed,
     }
 
 
@@ -98,8 +100,8 @@ def _git_commit() -> str | None:
     return result.stdout.strip() or None
 
 
-def _library_modified() -> bool | None:
-    """Tell whether fleetactor/ has changes that the commit does not contain, or None without git."""
+def _library_changes() -> list[str] | None:
+    """List the files under fleetactor/ that differ from the commit, or None without git."""
     try:
         result = subprocess.run(
             ["git", "-C", str(REPOSITORY), "status", "--porcelain", "--", "fleetactor"],
@@ -110,7 +112,8 @@ def _library_modified() -> bool | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return bool(result.stdout.strip())
+    # Porcelain lines are two status letters, a space and the path.
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
 
 
 def command_line() -> str:
@@ -148,7 +151,8 @@ def emit(report: dict[str, Any], as_json: bool, render: Any) -> None:
     host = report["machine"]
     packages = ", ".join(f"{name} {version}" for name, version in host["packages"].items())
     print(f"machine: {host['cpus']} CPUs ({host['cpu_model']}), {host['platform']}")
-    modified = " with uncommitted changes in fleetactor/" if host["library_modified"] else ""
+    changed = host["library_modified_files"]
+    modified = f" with uncommitted changes in {', '.join(changed)}" if changed else ""
     print(f"software: {host['implementation']} {host['python']}, {packages}, commit {host['git_commit']}{modified}")
     print()
     render(report)
@@ -194,7 +198,11 @@ def _cell(value: Any) -> str:
             return f"{value:,.0f}"
         if abs(value) >= 100:
             return f"{value:.1f}"
-        return f"{value:.3g}" if abs(value) < 1 else f"{value:.2f}"
+        if abs(value) < 1:
+            text = f"{value:.3g}"
+            # 0.9996 would print as "1", which reads as exactly 1.
+            return f"{value:.4f}" if text in ("1", "-1") else text
+        return f"{value:.2f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)

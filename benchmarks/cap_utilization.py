@@ -6,16 +6,22 @@ virtual time (trio's MockClock), on the same workload in the same run:
 - three cold bursts: 24 requests at once, cap 16, run time 60 s, with a
   ListTasks visibility lag of 8 s, of 30 s, and a blind list (tasks never
   listed);
+- two large bursts of 200 requests, cap 16, run time 60 s, lag 8 s: one
+  with every request at once, one with the requests spread evenly over
+  20 s. Arriving at once, every request of the list-only controller lists
+  before the 8 s lag shows any task, so none polls and all launch. Spread
+  out, later requests find the cap in the listing and poll;
 - sustained load: Poisson arrivals for 2 simulated hours at 90% of the
   fleet's service rate, cap 16, lag 8 s, exponential run times with mean
   60 s.
 
 Figures per policy come from the simulator's ground truth, never from what
 the policy believes: the true peak of tasks not yet STOPPED, the timeline of
-that count, and the calls per ECS operation. A request waits from its
-arrival until its launch returned a task id. Utilization is the
-time-averaged count of fleet tasks not yet STOPPED divided by the cap, over
-the time when at least one request was waiting.
+that count, and the calls per ECS operation. The reference controllers
+also report their polls: listings that found no room or failed. A request
+waits from its arrival until its launch returned a task id. Utilization is
+the time-averaged count of fleet tasks not yet STOPPED divided by the cap,
+over the time when at least one request was waiting.
 
 Run: python benchmarks/cap_utilization.py [--json] [--smoke]
 """
@@ -52,6 +58,8 @@ DEFAULTS = {
     "cap": 16,
     "burst_requests": 24,
     "burst_run_time": 60.0,
+    "large_burst_requests": 200,
+    "large_burst_spread": 20.0,
     "sustained_duration": 7200.0,
     "sustained_load": 0.9,
     "sustained_mean_run_time": 60.0,
@@ -67,6 +75,10 @@ SMOKE = {
     "cap": 4,
     "burst_requests": 6,
     "burst_run_time": 20.0,
+    "large_burst_requests": 12,
+    # Longer than the 8 s lag plus the launch of the first tasks, so the
+    # list-only controller finds the cap and polls even in the smoke run.
+    "large_burst_spread": 24.0,
     "sustained_duration": 300.0,
     "sustained_mean_run_time": 20.0,
 }
@@ -97,6 +109,18 @@ class RequestTimes:
 
 
 @dataclass
+class PolicyRun:
+    """Request times, start and polls of one policy run, besides the simulator's ground truth."""
+
+    requests: list[RequestTimes]
+    # The moment of the first arrival, in trio's clock.
+    start: float
+    # Listings by a reference controller that found no room or failed, each
+    # followed by a poll; None for the actor.
+    polls: int | None = None
+
+
+@dataclass
 class Settings:
     cap: int
     boot_time: float
@@ -104,6 +128,7 @@ class Settings:
     window: float
     poll_interval: float
     visibility_timeout: float
+    describe_interval: float
     arrival_phase: float
     seed: int
     session: botocore.session.Session = field(default_factory=botocore.session.Session)
@@ -112,14 +137,16 @@ class Settings:
 # Workloads
 
 
-def burst(name: str, requests: int, run_time: float, visibility_lag: float) -> Workload:
+def burst(name: str, requests: int, run_time: float, visibility_lag: float, spread: float = 0.0) -> Workload:
+    """Build ``requests`` arrivals spaced evenly over ``spread`` seconds from t=0, all at t=0 when it is 0."""
     lag_text = "never listed" if math.isinf(visibility_lag) else f"lag {visibility_lag:g} s"
+    arrival_text = "at t=0" if spread == 0 else f"spread evenly over {spread:g} s"
     return Workload(
         name=name,
-        arrivals=(0.0,) * requests,
+        arrivals=tuple(index * spread / requests for index in range(requests)),
         run_times=(run_time,) * requests,
         visibility_lag=visibility_lag,
-        description=f"{requests} requests at t=0, run {run_time:g} s, {lag_text}",
+        description=f"{requests} requests {arrival_text}, run {run_time:g} s, {lag_text}",
     )
 
 
@@ -241,11 +268,12 @@ async def _arrive(arrivals: Sequence[float], start: float, handle: Callable[[int
 
 async def _run_actor(
     workload: Workload, settings: Settings, reconcile_interval: float, provisioner: EcsProvisioner
-) -> tuple[list[RequestTimes], float]:
+) -> PolicyRun:
     config = FleetConfig(
         max_workers=settings.cap,
         reconcile_interval=reconcile_interval,
         visibility_timeout=settings.visibility_timeout,
+        describe_interval=settings.describe_interval,
         seed=settings.seed,
     )
     requests: list[RequestTimes] = []
@@ -271,12 +299,12 @@ async def _run_actor(
                 await ticket.wait_finished()
 
         await _arrive(workload.arrivals, start, handle)
-    return requests, start
+    return PolicyRun(requests, start)
 
 
 async def _run_controller(
     policy: str, workload: Workload, settings: Settings, provisioner: EcsProvisioner, simulator: EcsSimulator
-) -> tuple[list[RequestTimes], float]:
+) -> PolicyRun:
     controller: ListOnlyController | RecentLaunchesController
     if policy == "list-only":
         controller = ListOnlyController(provisioner, settings.cap, poll_interval=settings.poll_interval)
@@ -290,10 +318,8 @@ async def _run_controller(
     async def handle(index: int) -> None:
         times = RequestTimes(arrived=trio.current_time() - start)
         requests.append(times)
-        try:
-            task_id = await controller.serve(Job(f"job-{index}"))
-        except Exception:  # noqa: BLE001 - a listing error fails the request in these controllers
-            task_id = None
+        # serve() returns None when the launch failed. It polls again after a failed listing.
+        task_id = await controller.serve(Job(f"job-{index}"))
         times.served = task_id is not None
         times.left_queue = trio.current_time() - start
 
@@ -302,7 +328,10 @@ async def _run_controller(
     # simulator has every fleet task STOPPED.
     while simulator.ground_truth().fleet_active > 0:
         await trio.sleep(settings.poll_interval)
-    return requests, start
+    # Each serve call lists once, then once more after every listing that
+    # showed no room or failed.
+    polls = controller.stats.list_calls - controller.stats.submitted
+    return PolicyRun(requests, start, polls)
 
 
 async def run_policy(policy: str, workload: Workload, settings: Settings, reconcile_interval: float | None) -> dict[str, Any]:
@@ -314,15 +343,15 @@ async def run_policy(policy: str, workload: Workload, settings: Settings, reconc
     async with provisioner:
         if policy == "actor":
             assert reconcile_interval is not None
-            requests, start = await _run_actor(workload, settings, reconcile_interval, provisioner)
+            run = await _run_actor(workload, settings, reconcile_interval, provisioner)
         else:
-            requests, start = await _run_controller(policy, workload, settings, provisioner, simulator)
+            run = await _run_controller(policy, workload, settings, provisioner, simulator)
 
     truth = simulator.ground_truth()
     # Request times count from the first arrival; shift the timeline to match.
-    offset = start - origin
+    offset = run.start - origin
     timeline = [(point.time - offset, point.fleet_active) for point in truth.timeline]
-    result = figures(timeline, truth.time - offset, requests, settings.cap)
+    result = figures(timeline, truth.time - offset, run.requests, settings.cap)
     calls = truth.calls
     served = result["served"]
     result.update(
@@ -332,6 +361,8 @@ async def run_policy(policy: str, workload: Workload, settings: Settings, reconc
             "run_task_per_served": calls.get("RunTask", 0) / served if served else None,
             "list_tasks_per_served": calls.get("ListTasks", 0) / served if served else None,
             "describe_tasks_per_served": calls.get("DescribeTasks", 0) / served if served else None,
+            "polls": run.polls,
+            "polls_per_served": run.polls / served if run.polls is not None and served else None,
             "calls": dict(calls),
             "throttled": {operation: count for operation, count in truth.throttled.items() if count},
             "tasks_started": truth.tasks_started,
@@ -454,6 +485,8 @@ def policies(arguments: argparse.Namespace) -> list[tuple[str, str, float | None
 
 
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    # Recorded before measuring, so it describes the code this run imported.
+    host = _support.machine()
     settings = Settings(
         cap=arguments.cap,
         boot_time=arguments.boot_time,
@@ -461,6 +494,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         window=arguments.window,
         poll_interval=arguments.poll_interval,
         visibility_timeout=arguments.visibility_timeout,
+        describe_interval=arguments.describe_interval,
         arrival_phase=arguments.arrival_phase,
         seed=arguments.seed,
     )
@@ -469,6 +503,14 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
         burst("burst, lag 8 s", arguments.burst_requests, arguments.burst_run_time, 8.0),
         burst("burst, lag 30 s", arguments.burst_requests, arguments.burst_run_time, 30.0),
         burst("burst, blind list", arguments.burst_requests, arguments.burst_run_time, math.inf),
+        burst("large burst at once", arguments.large_burst_requests, arguments.burst_run_time, 8.0),
+        burst(
+            "large burst, spread",
+            arguments.large_burst_requests,
+            arguments.burst_run_time,
+            8.0,
+            spread=arguments.large_burst_spread,
+        ),
         sustained_workload,
     ]
 
@@ -494,7 +536,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "cap_utilization",
         "command": _support.command_line(),
-        "machine": _support.machine(),
+        "machine": host,
         "parameters": {
             "cap": arguments.cap,
             "boot_time_s": arguments.boot_time,
@@ -503,6 +545,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
             "controller_poll_interval_s": arguments.poll_interval,
             "actor_reconcile_intervals_s": arguments.reconcile_interval,
             "actor_visibility_timeout_s": arguments.visibility_timeout,
+            "actor_describe_interval_s": arguments.describe_interval,
             "actor_arrival_phase": arguments.arrival_phase,
             "seed": arguments.seed,
         },
@@ -607,11 +650,12 @@ def render(report: dict[str, Any]) -> None:
     print(
         f"cap {parameters['cap']}, boot {parameters['boot_time_s']:g} s, stop {parameters['stop_time_s']:g} s, "
         f"actor visibility timeout {parameters['actor_visibility_timeout_s']:g} s, "
+        f"actor describe interval {parameters['actor_describe_interval_s']:g} s, "
         f"controllers poll every {parameters['controller_poll_interval_s']:g} s, seed {parameters['seed']}"
     )
     headers = [
         "policy", "peak/cap", "utilization", "makespan s", "wait p50 s", "wait p95 s", "wait max s",
-        "RunTask/req", "ListTasks/req", "DescribeTasks/req",
+        "RunTask/req", "ListTasks/req", "DescribeTasks/req", "polls/req",
     ]
     for scenario in report["scenarios"]:
         print()
@@ -630,6 +674,7 @@ def render(report: dict[str, Any]) -> None:
                     result["run_task_per_served"],
                     result["list_tasks_per_served"],
                     result["describe_tasks_per_served"],
+                    result["polls_per_served"],
                 ]
             )
         ideal = scenario["ideal"]
@@ -642,6 +687,7 @@ def render(report: dict[str, Any]) -> None:
                 ideal["wait_p50_s"],
                 ideal["wait_p95_s"],
                 ideal["wait_max_s"],
+                None,
                 None,
                 None,
                 None,
@@ -686,6 +732,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--burst-run-time", type=float, default=DEFAULTS["burst_run_time"], help="seconds each burst worker runs"
     )
     workload.add_argument(
+        "--large-burst-requests",
+        type=int,
+        default=DEFAULTS["large_burst_requests"],
+        help="requests in each of the two large bursts",
+    )
+    workload.add_argument(
+        "--large-burst-spread",
+        type=float,
+        default=DEFAULTS["large_burst_spread"],
+        help="seconds over which the second large burst's arrivals are spread evenly",
+    )
+    workload.add_argument(
         "--sustained-duration",
         type=float,
         default=DEFAULTS["sustained_duration"],
@@ -726,6 +784,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=FleetConfig(max_workers=1).visibility_timeout,
         help="actor visibility timeout in seconds (default: FleetConfig's, %(default)s)",
+    )
+    policies_group.add_argument(
+        "--describe-interval",
+        type=float,
+        default=FleetConfig(max_workers=1).describe_interval,
+        help="seconds between the actor's describes of tasks that left the listing, between two listings "
+        "(default: FleetConfig's, %(default)s)",
     )
     policies_group.add_argument(
         "--arrival-phase",

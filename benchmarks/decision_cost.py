@@ -60,6 +60,7 @@ class LockedFleet:
     def __init__(self, provisioner: Any, max_workers: int, reconcile_interval: float, *, audit: bool) -> None:
         self.provisioner = provisioner
         self.reconcile_interval = reconcile_interval
+        self.describe_interval = FleetConfig(max_workers=max_workers).describe_interval
         self.ledger = CapacityLedger(max_workers, visibility_timeout=0.0, launch_attempts=1)
         self.lock = trio.Lock()
         self.audit = AuditLog(uuid.uuid4().hex[:12]) if audit else None
@@ -80,11 +81,20 @@ class LockedFleet:
             if not started:
                 task_status.started()
                 started = True
-            if candidates:
+            deadline += self.reconcile_interval
+
+            # Like the actor's reaper, describe the tasks that left the
+            # listing every describe_interval until the next listing is due.
+            while candidates:
                 statuses = await self.provisioner.describe(candidates)
                 async with self.lock:
                     self._apply(self.ledger.described(statuses, trio.current_time()))
-            deadline += self.reconcile_interval
+                    candidates = self.ledger.follow_up_candidates()
+                next_describe = trio.current_time() + self.describe_interval
+                if not candidates or next_describe >= deadline:
+                    break
+                await trio.sleep_until(next_describe)
+
             await trio.sleep_until(max(deadline, trio.current_time()))
 
     async def start(self, job: Job) -> tuple[str, trio.Event]:
@@ -115,7 +125,8 @@ class LockedFleet:
                            queued=event.counts.queued, max_workers=event.counts.max_workers)
             elif isinstance(event, LaunchSucceeded):
                 self._emit("launch.succeeded", launch_id=event.launch_id, task_id=event.task_id,
-                           request_id=event.request.request_id)
+                           request_id=event.request.request_id, active=event.counts.active,
+                           foreign=event.counts.foreign)
             elif isinstance(event, WorkerStopped):
                 self._emit("worker.stopped", launch_id=event.launch_id, task_id=event.task_id, status=event.status,
                            request_id=None if event.request is None else event.request.request_id,
@@ -240,6 +251,8 @@ async def measure_audit_event() -> dict[str, float]:
 
 
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    # Recorded before measuring, so it describes the code this run imported.
+    host = _support.machine()
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
     for _ in range(arguments.rounds):
         for name, variant in VARIANTS.items():
@@ -259,7 +272,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "decision_cost",
         "command": _support.command_line(),
-        "machine": _support.machine(),
+        "machine": host,
         "parameters": {
             "tasks": arguments.tasks,
             "jobs_per_task": arguments.jobs_per_task,

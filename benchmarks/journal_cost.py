@@ -80,6 +80,8 @@ def _quantiles(values: list[float]) -> dict[str, float | None]:
 
 
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    # Recorded before measuring, so it describes the code this run imported.
+    host = _support.machine()
     variants = {
         ("sequential", "none"): {"journal": False, "sequential": True},
         ("sequential", "sqlite"): {"journal": True, "sequential": True},
@@ -112,7 +114,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "journal_cost",
         "command": _support.command_line(),
-        "machine": _support.machine(),
+        "machine": host,
         "parameters": {
             "sequential_jobs": arguments.jobs,
             "concurrent_tasks": arguments.tasks,

@@ -230,6 +230,8 @@ async def measure_list_round_trip(listed: int, repeats: int) -> dict[str, Any]:
 
 
 def measure(arguments: argparse.Namespace) -> dict[str, Any]:
+    # Recorded before measuring, so it describes the code this run imported.
+    host = _support.machine()
     submissions = trio.run(measure_submissions, arguments.submissions, arguments.cap, arguments.submitters)
     memory = trio.run(measure_memory, arguments.submissions, arguments.cap, arguments.submitters)
     ledger = measure_ledger_reconcile(arguments.submissions, arguments.cap, arguments.reconcile_repeats)
@@ -238,7 +240,7 @@ def measure(arguments: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "scale",
         "command": _support.command_line(),
-        "machine": _support.machine(),
+        "machine": host,
         "parameters": {
             "submissions": arguments.submissions,
             "cap": arguments.cap,

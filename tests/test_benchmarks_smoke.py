@@ -122,9 +122,18 @@ def test_cap_utilization_smoke():
     check_common_fields(report, "cap_utilization")
     cap = report["parameters"]["cap"]
     names = [scenario["name"] for scenario in report["scenarios"]]
-    assert names == ["burst, lag 8 s", "burst, lag 30 s", "burst, blind list", "sustained"]
+    assert names == [
+        "burst, lag 8 s",
+        "burst, lag 30 s",
+        "burst, blind list",
+        "large burst at once",
+        "large burst, spread",
+        "sustained",
+    ]
+    assert report["parameters"]["actor_describe_interval_s"] > 0
     for scenario in report["scenarios"]:
         actor = scenario["policies"]["actor"]
+        assert actor["polls"] is None
         assert actor["true_peak"] == cap
         assert actor["served"] == scenario["requests"]
         assert actor["duplicate_tasks"] == 0
@@ -137,6 +146,9 @@ def test_cap_utilization_smoke():
     # The naive controller must show its fault, or the comparison means nothing.
     first_burst = report["scenarios"][0]
     assert first_burst["policies"]["list-only"]["true_peak"] > cap
+    # The spread burst exists to show list-only polling while at the cap.
+    spread_burst = report["scenarios"][4]
+    assert spread_burst["policies"]["list-only"]["polls"] > 0
 
     model = report["sustained_queueing_model"]
     assert 0 < model["erlang_c_wait_probability"] < 1
@@ -178,6 +190,7 @@ def test_ideal_queue_burst(benchmark_modules):
         window=10.0,
         poll_interval=1.0,
         visibility_timeout=30.0,
+        describe_interval=1.0,
         arrival_phase=0.5,
         seed=0,
     )
@@ -200,3 +213,12 @@ def test_utilization_counts_idle_waiting(benchmark_modules):
     timeline = [(0.0, 1), (5.0, 0)]
 
     assert benchmark_modules.utilization(timeline, 10.0, requests, cap=2) == pytest.approx(0.25)
+
+
+def test_burst_arrivals_at_once_and_spread(benchmark_modules):
+    at_once = benchmark_modules.burst("at once", requests=4, run_time=10.0, visibility_lag=8.0)
+    spread = benchmark_modules.burst("spread", requests=4, run_time=10.0, visibility_lag=8.0, spread=20.0)
+
+    assert at_once.arrivals == (0.0, 0.0, 0.0, 0.0)
+    assert spread.arrivals == (0.0, 5.0, 10.0, 15.0)
+    assert spread.run_times == (10.0,) * 4
