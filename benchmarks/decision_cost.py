@@ -89,7 +89,7 @@ class LockedFleet:
                 statuses = await self.provisioner.describe(candidates)
                 async with self.lock:
                     self._apply(self.ledger.described(statuses, trio.current_time()))
-                    candidates = self.ledger.follow_up_candidates()
+                    candidates = self.ledger.follow_up_candidates(trio.current_time())
                 next_describe = trio.current_time() + self.describe_interval
                 if not candidates or next_describe >= deadline:
                     break

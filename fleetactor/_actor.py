@@ -245,7 +245,7 @@ class CapacityActor:
         elif isinstance(message, Described):
             self._dispatch(self.ledger.described(self._checked_statuses(message.statuses), now))
             if message.report is not None:
-                message.report.reply(self.ledger.follow_up_candidates())
+                message.report.reply(self.ledger.follow_up_candidates(now))
         elif isinstance(message, RequeueDue):
             if not self.closing:
                 self._dispatch(self.ledger.requeue(message.request_id, now))

@@ -449,7 +449,7 @@ class CapacityLedger:
         keep its slot until the timeout. Describing early is safe: only
         STOPPED frees a slot before the timeout.
         """
-        candidates = self.follow_up_candidates()
+        candidates = self._vanished_tasks()
         for reservation in self.reservations.values():
             if reservation.state is not ReservationState.LAUNCHED or reservation.task_id is None:
                 continue
@@ -457,8 +457,27 @@ class CapacityLedger:
                 candidates.append(reservation.task_id)
         return candidates
 
-    def follow_up_candidates(self) -> list[str]:
-        """List the tasks that left the listing but were not reported STOPPED yet."""
+    def follow_up_candidates(self, now: float | None = None) -> list[str]:
+        """List the tasks to describe again before the next listing.
+
+        These are tasks that left the listing but were not reported STOPPED
+        yet and, while requests wait and ``now`` is given, launched tasks
+        still unlisted after the visibility timeout. A list that never shows
+        new tasks would otherwise free a slot only at listings.
+        """
+        candidates = self._vanished_tasks()
+        if now is None or not self.queued:
+            return candidates
+        for reservation in self.reservations.values():
+            if (
+                reservation.state is ReservationState.LAUNCHED
+                and reservation.task_id is not None
+                and self._past_visibility_timeout(reservation, now)
+            ):
+                candidates.append(reservation.task_id)
+        return candidates
+
+    def _vanished_tasks(self) -> list[str]:
         candidates = [
             reservation.task_id
             for reservation in self.reservations.values()

@@ -466,3 +466,20 @@ async def test_throttle_after_lost_response_keeps_token(autojump_clock):
     assert len(provisioner.tokens) == 3
     assert len(set(provisioner.tokens)) == 1
     assert len(provisioner.tasks) == 1
+
+
+async def test_blind_list_describes_between_listings(autojump_clock):
+    provisioner = FakeProvisioner(list_lag=math.inf, run_time=40)
+    settings = config(max_workers=1, reconcile_interval=10, visibility_timeout=15, describe_interval=1)
+    async with open_fleet(provisioner, settings) as fleet:
+        start = trio.current_time()
+        await first_reconcile()
+        first = await fleet.submit(Job("a"))
+        second = await fleet.submit(Job("b"))
+        await first.wait_finished()
+        freed_after = trio.current_time() - start
+        await second.wait_started()
+
+    # Work ends 40 s after launch. Listings run every 10 s and never show the
+    # task, but while a request waits it is described every second.
+    assert 40 <= freed_after <= 41.5
