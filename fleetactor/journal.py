@@ -29,6 +29,7 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "JournalError",
+    "JournalOwnerError",
     "LaunchFailed",
     "LaunchStarted",
     "Launched",
@@ -43,6 +44,23 @@ SCHEMA_VERSION = 1
 
 class JournalError(Exception):
     """The journal cannot be used: unreadable, from a newer version, or another fleet's."""
+
+
+class JournalOwnerError(JournalError):
+    """The journal was written by a fleet of another name.
+
+    ``path`` is the file, ``owner`` the fleet name stored in it and
+    ``requested`` the name it was opened with.
+    """
+
+    def __init__(self, path: str, owner: str | None, requested: str) -> None:
+        super().__init__(
+            f"journal {path} belongs to fleet {owner!r}, not {requested!r}; "
+            f"open it with fleet={owner!r} or use another path"
+        )
+        self.path = path
+        self.owner = owner
+        self.requested = requested
 
 
 # Records, in the order the fleet writes them for one request.
@@ -256,11 +274,7 @@ class SqliteJournal:
             raise JournalError(msg)
         owner = meta.get("fleet")
         if owner != self.fleet:
-            msg = (
-                f"journal {self.path} belongs to fleet {owner!r}, not {self.fleet!r}; "
-                f"open it with fleet={owner!r} or use another path"
-            )
-            raise JournalError(msg)
+            raise JournalOwnerError(self.path, owner, self.fleet)
 
     def _load_sync(self) -> list[JournalEntry]:
         connection = self._open_sync()
