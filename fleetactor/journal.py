@@ -234,11 +234,20 @@ class SqliteJournal:
     def _open_sync(self) -> sqlite3.Connection:
         if self._connection is not None:
             return self._connection
+        self._check_path()
         try:
             connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
-            self._check_or_create_schema(connection)
+            # One transaction, so a crash while creating the file leaves it
+            # empty rather than with tables but no schema version.
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                self._check_or_create_schema(connection)
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
         except sqlite3.DatabaseError as error:
             msg = (
                 f"journal {self.path} cannot be read ({error}); it is not a fleetactor journal or it is corrupt. "
@@ -248,10 +257,24 @@ class SqliteJournal:
         self._connection = connection
         return connection
 
+    def _check_path(self) -> None:
+        if self.path == "" or self.path == ":memory:":
+            msg = f"journal path {self.path!r} is not a file; give the path of a database file"
+            raise JournalError(msg)
+        if os.path.isdir(self.path):
+            msg = f"journal {self.path} is a directory; give the path of a database file inside it"
+            raise JournalError(msg)
+        parent = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(parent):
+            msg = f"journal {self.path} cannot be created: directory {parent} does not exist; create it first"
+            raise JournalError(msg)
+
     def _check_or_create_schema(self, connection: sqlite3.Connection) -> None:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         if not tables:
-            connection.executescript(_SCHEMA)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    connection.execute(statement)
             connection.executemany(
                 "INSERT INTO meta (name, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("fleet", self.fleet)],

@@ -40,11 +40,6 @@ CRASH_BEFORE_META_ROWS = textwrap.dedent(
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="schema creation is not one transaction: a crash leaves tables without meta rows, "
-    "and the next open raises JournalError 'invalid schema version'",
-)
 async def test_journal_opens_after_crash_during_creation(tmp_path):
     path = tmp_path / "fleet.db"
     child = await trio.run_process(

@@ -175,3 +175,17 @@ async def test_foreign_sqlite_file_rejected(tmp_path):
         connection.execute("CREATE TABLE notes (body TEXT)")
     with pytest.raises(JournalError, match="not a fleetactor journal"):
         await SqliteJournal(path, fleet="test").load()
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("", r"journal path '' is not a file"),
+        ("missing/fleet.db", r"directory .*missing does not exist; create it first"),
+        (".", r"is a directory; give the path of a database file inside it"),
+    ],
+)
+async def test_unusable_path_rejected(tmp_path, monkeypatch, name, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(JournalError, match=message):
+        await SqliteJournal(name, fleet="test").load()
