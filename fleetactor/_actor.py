@@ -370,6 +370,9 @@ class CapacityActor:
                 error = trio.ClosedResourceError("this ticket was cancelled")
                 self._journal(_journal.Ended(event.request.request_id, "cancelled", event.reason, time.time()))
             self._end_request(event.request.request_id, error)
+        elif isinstance(event, _ledger.TaskShared):
+            # Each launch keeps its own slot, so the count errs high, not low.
+            self.audit.warning("launch.shared_task", task_id=event.task_id, launch_ids=list(event.launch_ids))
         elif isinstance(event, _ledger.Reconciled):
             counts = event.counts
             self.audit.emit(

@@ -151,12 +151,20 @@ class Cancelled:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskShared:
+    """Several launches returned the same task id: a backend or adapter bug."""
+
+    task_id: str
+    launch_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Reconciled:
     listed: int
     counts: Counts
 
 
-Event = Union[Queued, Joined, Granted, LaunchSucceeded, LaunchFailed, WorkerStopped, Cancelled, Reconciled]
+Event = Union[Queued, Joined, Granted, LaunchSucceeded, LaunchFailed, WorkerStopped, Cancelled, Reconciled, TaskShared]
 
 
 class LedgerError(Exception):
@@ -198,7 +206,10 @@ class CapacityLedger:
         self.reservations: dict[str, Reservation] = {}
         # Requests that are neither ENDED nor superseded, by job key.
         self._open_by_key: dict[str, str] = {}
-        self._launch_by_task: dict[str, str] = {}
+        # Task id -> launch ids that returned it. Normally one; a backend
+        # that returns one task for two client tokens gives two, and both
+        # requests end when that task stops.
+        self._launches_by_task: dict[str, list[str]] = {}
         # Foreign task id -> True when it dropped out of the latest listing.
         self.foreign: dict[str, bool] = {}
         self._queue: list[tuple[int, int, str]] = []
@@ -322,7 +333,7 @@ class CapacityLedger:
             reservation.state = ReservationState.LAUNCHED
             reservation.task_id = task_id
             reservation.launched_at = now
-            self._launch_by_task[task_id] = launch_id
+            self._launches_by_task.setdefault(task_id, []).append(launch_id)
         self._note_peak()
         return request
 
@@ -368,20 +379,26 @@ class CapacityLedger:
         reservation.task_id = task_id
         reservation.launched_at = now
         self.pending_launches -= 1
-        self._launch_by_task[task_id] = launch_id
+        sharing = self._launches_by_task.setdefault(task_id, [])
+        sharing.append(launch_id)
         request.task_id = task_id
         request.state = RequestState.RUNNING
         self.totals["served"] += 1
 
         # A listing may have shown the task before its launch returned; it was
-        # counted as foreign until now and is one worker, not two.
-        if self.foreign.pop(task_id, None) is not None:
+        # counted as foreign until now and is one worker, not two. A task that
+        # another launch already returned keeps that launch's state.
+        already_listed = len(sharing) > 1 and self.reservations[sharing[0]].state is ReservationState.VISIBLE
+        if self.foreign.pop(task_id, None) is not None or already_listed:
             reservation.state = ReservationState.VISIBLE
             self.pending -= 1
             self.visible += 1
         else:
             reservation.state = ReservationState.LAUNCHED
-        return [LaunchSucceeded(request, launch_id, task_id, self.counts())]
+        events: list[Event] = [LaunchSucceeded(request, launch_id, task_id, self.counts())]
+        if len(sharing) > 1:
+            events.append(TaskShared(task_id, tuple(sharing)))
+        return events
 
     def launch_failed(self, launch_id: str, reason: str, retryable: bool, now: float) -> list[Event]:
         """Release the slot of a launch that started nothing, then requeue or fail its request."""
@@ -415,16 +432,17 @@ class CapacityLedger:
         listed_ids = set(listed)
 
         for task_id in listed_ids:
-            launch_id = self._launch_by_task.get(task_id)
-            if launch_id is None:
+            launch_ids = self._launches_by_task.get(task_id)
+            if launch_ids is None:
                 self.foreign[task_id] = False
                 continue
-            reservation = self.reservations[launch_id]
-            reservation.vanished = False
-            if reservation.state is ReservationState.LAUNCHED:
-                reservation.state = ReservationState.VISIBLE
-                self.pending -= 1
-                self.visible += 1
+            for launch_id in launch_ids:
+                reservation = self.reservations[launch_id]
+                reservation.vanished = False
+                if reservation.state is ReservationState.LAUNCHED:
+                    reservation.state = ReservationState.VISIBLE
+                    self.pending -= 1
+                    self.visible += 1
 
         for reservation in self.reservations.values():
             if reservation.state is ReservationState.VISIBLE and reservation.task_id not in listed_ids:
@@ -490,9 +508,10 @@ class CapacityLedger:
         """Release every task that ``describe`` proved gone; keep the rest."""
         events: list[Event] = []
         for task_id, status in statuses.items():
-            launch_id = self._launch_by_task.get(task_id)
-            if launch_id is not None:
-                events.extend(self._described_own(self.reservations[launch_id], status, now))
+            launch_ids = self._launches_by_task.get(task_id)
+            if launch_ids is not None:
+                for launch_id in list(launch_ids):
+                    events.extend(self._described_own(self.reservations[launch_id], status, now))
             elif task_id in self.foreign and status in (TaskStatus.STOPPED, TaskStatus.MISSING):
                 del self.foreign[task_id]
                 self.totals["stopped"] += 1
@@ -511,7 +530,10 @@ class CapacityLedger:
         task_id = reservation.task_id
         assert task_id is not None
         self._release(reservation)
-        del self._launch_by_task[task_id]
+        sharing = self._launches_by_task[task_id]
+        sharing.remove(reservation.launch_id)
+        if not sharing:
+            del self._launches_by_task[task_id]
         self._end(request, EndReason.STOPPED)
         self.totals["stopped"] += 1
         return [WorkerStopped(request, reservation.launch_id, task_id, str(TaskStatus(status).value), self.counts())]

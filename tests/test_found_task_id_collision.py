@@ -47,11 +47,6 @@ class PairedIdProvisioner:
         return statuses
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a task id that two launches share is released once; the other request never gets "
-    "worker.stopped, its wait_finished hangs and its slot leaks, with no warning",
-)
 async def test_shared_task_id_ends_every_request(autojump_clock):
     config = FleetConfig(max_workers=4, reconcile_interval=1, shutdown_timeout=5, seed=1, fleet_id="collide")
     outcomes = []
