@@ -141,6 +141,7 @@ class CapacityActor:
         # Open requests loaded from the journal by open_fleet.
         self.recovered_entries: list[_journal.JournalEntry] = []
         self.journal = None if journal is None else JournalWriter(journal, retention=config.journal_retention)
+        self._unknown_statuses: set[str] = set()
         self.closing = False
         self.stopped = trio.Event()
 
@@ -295,11 +296,15 @@ class CapacityActor:
     def _checked_statuses(self, statuses: Mapping[str, str]) -> dict[str, str]:
         checked = {}
         for task_id, status in statuses.items():
-            if status not in _KNOWN_STATUSES:
-                # An unknown status counts as a task that still occupies its slot.
-                self.audit.warning("describe.unknown_status", task_id=task_id, status=str(status))
-                status = TaskStatus.PENDING.value
-            checked[task_id] = str(status)
+            normalized = status.upper()
+            if normalized not in _KNOWN_STATUSES:
+                # An unknown status counts as a task that still occupies its
+                # slot. Each distinct status is logged once, not per task.
+                if status not in self._unknown_statuses and len(self._unknown_statuses) < 100:
+                    self._unknown_statuses.add(status)
+                    self.audit.warning("describe.unknown_status", task_id=task_id, status=status)
+                normalized = TaskStatus.PENDING.value
+            checked[task_id] = normalized
         return checked
 
     # Effects of ledger events
@@ -513,7 +518,11 @@ class CapacityActor:
         while True:
             attempt += 1
             try:
-                task_id = await self.provisioner.launch(order.job, client_token=order.launch_id)
+                with trio.fail_after(self.config.provisioner_timeout):
+                    task_id = await self.provisioner.launch(order.job, client_token=order.launch_id)
+            except trio.TooSlowError:
+                outcome_unknown = True
+                problem = f"launch timed out after {self.config.provisioner_timeout:g} s"
             except LaunchRejected as rejection:
                 if not (outcome_unknown and rejection.retryable):
                     await self.inbox.send(Rejected(order.launch_id, str(rejection.reason), bool(rejection.retryable)))

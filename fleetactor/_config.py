@@ -59,6 +59,10 @@ class FleetConfig:
             has passed since its launch.
         describe_interval: Seconds between describes of tasks that left the
             listing but are not STOPPED yet, between two listings.
+        provisioner_timeout: Seconds one call of the provisioner may take. A
+            launch that takes longer is repeated with the same client token,
+            a listing that takes longer counts as failed, and a describe
+            that takes longer is repeated later.
         launch_concurrency: Launcher tasks that call the provisioner at once.
         launch_attempts: Definite, retryable rejections a request may receive
             before its ticket fails with the last reason.
@@ -80,6 +84,7 @@ class FleetConfig:
     reconcile_interval: float = 5.0
     visibility_timeout: float = 30.0
     describe_interval: float = 1.0
+    provisioner_timeout: float = 120.0
     launch_concurrency: int = 16
     # With these defaults a request rejected for capacity keeps retrying for
     # at least 61.5 s (the half steps of its seven waits) before it fails.
@@ -98,6 +103,7 @@ class FleetConfig:
         _check_number("reconcile_interval", self.reconcile_interval, minimum=0, allow_equal=False, unit="seconds")
         _check_number("visibility_timeout", self.visibility_timeout, minimum=0, allow_equal=True, unit="seconds")
         _check_number("describe_interval", self.describe_interval, minimum=0, allow_equal=False, unit="seconds")
+        _check_number("provisioner_timeout", self.provisioner_timeout, minimum=0, allow_equal=False, unit="seconds")
         _check_count("launch_concurrency", self.launch_concurrency, minimum=1)
         _check_count("launch_attempts", self.launch_attempts, minimum=1)
         _check_number("retry_base_delay", self.retry_base_delay, minimum=0, allow_equal=True, unit="seconds")

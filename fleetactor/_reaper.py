@@ -58,7 +58,12 @@ async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], confi
         while True:
             report = ReaperReport()
             try:
-                task_ids = _checked_listing(await provisioner.list_running())
+                with trio.fail_after(config.provisioner_timeout):
+                    listing = await provisioner.list_running()
+                task_ids = _checked_listing(listing)
+            except trio.TooSlowError:
+                error_text = f"list_running timed out after {config.provisioner_timeout:g} s"
+                await inbox.send(ListFailed(error_text, report))
             except Exception as error:  # noqa: BLE001 - the fleet fails closed on any listing error
                 await inbox.send(ListFailed(f"{type(error).__name__}: {error}", report))
             else:
@@ -72,7 +77,7 @@ async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], confi
             # describe_interval until the next listing, so a slot frees soon
             # after STOPPED rather than up to a reconcile interval later.
             while to_describe:
-                statuses = await _describe(provisioner, to_describe)
+                statuses = await _describe(provisioner, to_describe, config.provisioner_timeout)
                 if not statuses:
                     break
                 follow_up = ReaperReport()
@@ -86,9 +91,10 @@ async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], confi
             await trio.sleep_until(max(deadline, trio.current_time()))
 
 
-async def _describe(provisioner: Any, task_ids: list[str]) -> dict[str, str]:
+async def _describe(provisioner: Any, task_ids: list[str], timeout: float) -> dict[str, str]:
     try:
-        statuses = await provisioner.describe(task_ids)
+        with trio.fail_after(timeout):
+            statuses = await provisioner.describe(task_ids)
         # An enum member's str() is its qualified name, so members become their value.
         return {
             str(task_id): status.value if isinstance(status, enum.Enum) else str(status)

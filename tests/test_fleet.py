@@ -483,3 +483,79 @@ async def test_blind_list_describes_between_listings(autojump_clock):
     # Work ends 40 s after launch. Listings run every 10 s and never show the
     # task, but while a request waits it is described every second.
     assert 40 <= freed_after <= 41.5
+
+
+async def test_hung_calls_time_out(autojump_clock):
+    class Hanging(FakeProvisioner):
+        """Hangs the first launch and every listing while ``hang_list`` is set."""
+
+        hang_list = False
+        launches = 0
+
+        async def launch(self, job, *, client_token):
+            self.launches += 1
+            if self.launches == 1:
+                await trio.sleep_forever()
+            return await super().launch(job, client_token=client_token)
+
+        async def list_running(self):
+            if self.hang_list:
+                await trio.sleep_forever()
+            return await super().list_running()
+
+    provisioner = Hanging(run_time=None)
+    settings = config(max_workers=1, provisioner_timeout=10)
+    with capture_logs() as logs:
+        async with open_fleet(provisioner, settings) as fleet:
+            await first_reconcile()
+            ticket = await fleet.submit(Job("a"))
+            await ticket.wait_started()
+            provisioner.hang_list = True
+            await trio.sleep(30)
+            provisioner.hang_list = False
+
+    retried = [entry for entry in logs if entry["event"] == "launch.retrying"]
+    failed_listings = [entry for entry in logs if entry["event"] == "reconcile.failed"]
+    assert retried[0]["error"] == "launch timed out after 10 s"
+    assert len(provisioner.tasks) == 1
+    assert failed_listings
+    assert failed_listings[0]["error"] == "list_running timed out after 10 s"
+
+
+async def test_lowercase_statuses_accepted(autojump_clock):
+    class Lowercase(FakeProvisioner):
+        async def describe(self, task_ids):
+            statuses = await super().describe(task_ids)
+            return {task_id: status.lower() for task_id, status in statuses.items()}
+
+    provisioner = Lowercase(list_lag=math.inf, run_time=10)
+    with capture_logs() as logs:
+        async with open_fleet(provisioner, config(max_workers=1)) as fleet:
+            await first_reconcile()
+            first = await fleet.submit(Job("a"))
+            second = await fleet.submit(Job("b"))
+            await first.wait_finished()
+            await second.wait_started()
+
+    assert not [entry for entry in logs if entry["event"] == "describe.unknown_status"]
+
+
+async def test_unknown_status_logged_once(autojump_clock):
+    class Odd(FakeProvisioner):
+        async def describe(self, task_ids):
+            await super().describe(task_ids)
+            return {task_id: "HIBERNATING" for task_id in task_ids}
+
+    provisioner = Odd(list_lag=math.inf, run_time=None)
+    with capture_logs() as logs:
+        async with open_fleet(provisioner, config(max_workers=2, visibility_timeout=5)) as fleet:
+            await first_reconcile()
+            for key in ("a", "b"):
+                await fleet.submit(Job(key))
+            await trio.sleep(60)
+            statistics = fleet.statistics()
+
+    unknown = [entry for entry in logs if entry["event"] == "describe.unknown_status"]
+    assert len(unknown) == 1
+    assert unknown[0]["status"] == "HIBERNATING"
+    assert statistics.active == 2

@@ -4,7 +4,6 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
 import trio
 
 from fleetactor import SqliteJournal

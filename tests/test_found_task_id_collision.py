@@ -2,7 +2,6 @@
 
 import itertools
 
-import pytest
 import trio
 
 from fleetactor import FleetConfig, Job, open_fleet
