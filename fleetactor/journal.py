@@ -93,7 +93,7 @@ class Launched:
 
 @dataclass(frozen=True, slots=True)
 class LaunchFailed:
-    """A definite failure: nothing started. ``requeued`` tells whether the request waits again."""
+    """A definite failure: nothing started. ``requeued`` is True when the request waits again."""
 
     request_id: str
     launch_id: str

@@ -15,7 +15,7 @@ import pytest
 from test_cli_burst import ENVIRONMENT, burst_arguments
 
 # Each ECS request takes 0.3 s, so launches are still in flight when the
-# first run is killed; tasks run 3 s so some are still running too.
+# first run is killed. Tasks run 3 s, so some are still running too.
 CRASH_SIMULATOR_OPTIONS = [
     "--task-definition", "worker",
     "--latency", "0.3",

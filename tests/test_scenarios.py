@@ -1,9 +1,9 @@
 """Fleet-cap failures reported for other fleet managers, replayed in virtual time.
 
-Each scenario runs the real fleet and ECS provisioner against the simulator
-(or the fake provisioner where the fault is inside the provisioner) and
-checks the simulator's ground truth: the peak of tasks not yet STOPPED stays
-at or under the cap, every request ends served, failed with a reason, or
+Each scenario runs the real fleet and ECS provisioner against the simulator,
+or against the fake provisioner where the fault is inside the provisioner.
+Then it checks the ground truth. The peak of tasks not yet STOPPED stays at
+or under the cap, every request ends served, failed with a reason or
 cancelled, and no client token starts two tasks.
 """
 
