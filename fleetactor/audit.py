@@ -12,6 +12,7 @@ has one, minus the foreign tasks stopped since. From these counts it checks:
 - each grant, reconcile and failed reconcile reports the ``active`` count that
   the replay computes;
 - ``seq`` increases strictly within each fleet;
+- ``timestamp`` never goes back within one process of a fleet;
 - every request reached an end: served (``launch.succeeded``), failed
   (``launch.failed`` with outcome ``failed``) or cancelled
   (``spawn.cancelled``). A launch that the fleet abandoned at shutdown
@@ -20,10 +21,12 @@ has one, minus the foreign tasks stopped since. From these counts it checks:
 - launches and requests move through their states in a possible order, for
   example no launch is released twice.
 
-A line that is not a JSON object, or lacks a field the replay needs, is
-malformed: :func:`replay_lines` raises :class:`MalformedLineError` for it. A
-broken rule is a :class:`Violation` in the returned :class:`AuditReport`.
-Several fleets may share one log; each is replayed on its own.
+A line that is not a JSON object, lacks a field the replay needs, or has a
+timestamp that is not UTC is malformed: :func:`replay_lines` raises
+:class:`MalformedLineError` for it. A broken rule is a :class:`Violation` in
+the returned :class:`AuditReport`. A log without any event checks nothing,
+so its report is not ``ok``. Several fleets may share one log; each is
+replayed on its own.
 """
 
 from __future__ import annotations
@@ -150,15 +153,24 @@ class FleetReport:
 
 @dataclass
 class AuditReport:
-    """The outcome of a replay: one report per fleet and every violation, by line."""
+    """The outcome of a replay: one report per fleet and every violation, by line.
+
+    ``lines`` is the number of events, because every line is one event.
+    """
 
     lines: int
     fleets: list[FleetReport]
     violations: list[Violation]
 
     @property
+    def empty(self) -> bool:
+        """True when the log has no event, so no check could run."""
+        return self.lines == 0
+
+    @property
     def ok(self) -> bool:
-        return not self.violations
+        """True when the log has at least one event and no violation."""
+        return not self.empty and not self.violations
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -265,15 +277,15 @@ def _parse_line(line_number: int, raw: str | bytes) -> _Record:
 
 def _parse_timestamp(record: _Record) -> datetime.datetime:
     value = record.data.get("timestamp")
+    expected = "it must be an ISO 8601 string in UTC, ending in Z or +00:00"
+    # The suffix is checked on the text, because fromisoformat also accepts a
+    # timestamp without an offset or with any other offset.
+    if not isinstance(value, str) or not value.endswith(("Z", "+00:00")):
+        raise MalformedLineError(record.line_number, f"'timestamp' is {value!r}; {expected}")
     try:
-        if not isinstance(value, str):
-            raise ValueError
-        moment = datetime.datetime.fromisoformat(value)
+        return datetime.datetime.fromisoformat(value)
     except ValueError:
-        raise MalformedLineError(record.line_number, f"'timestamp' is {value!r}; it must be an ISO 8601 string") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.timezone.utc)
-    return moment
+        raise MalformedLineError(record.line_number, f"'timestamp' is {value!r}; {expected}") from None
 
 
 class _FleetReplay:
@@ -284,6 +296,9 @@ class _FleetReplay:
         self._violations = violations
         self._last_seq: int | None = None
         self._last_seq_line = 0
+        self._last_timestamp: datetime.datetime | None = None
+        self._last_timestamp_text = ""
+        self._last_timestamp_line = 0
         self._started = False
         self._reported_missing_start = False
         self._stopped_line: int | None = None
@@ -306,6 +321,7 @@ class _FleetReplay:
         if record.event == "fleet.started" and self._started:
             self._restart()
         self._check_order(record)
+        self._check_timestamp(record, timestamp)
         handler = _HANDLERS.get(record.event)
         if handler is not None:
             handler(self, record, timestamp)
@@ -335,6 +351,20 @@ class _FleetReplay:
                 "the replay needs the log from the fleet's start",
             )
 
+    def _check_timestamp(self, record: _Record, timestamp: datetime.datetime) -> None:
+        # One process stamps its events from one monotonic clock, so an
+        # earlier timestamp means reordered or edited lines.
+        if self._last_timestamp is not None and timestamp < self._last_timestamp:
+            self._violation(
+                record,
+                f"timestamp {record.data['timestamp']} of fleet {self.report.fleet} is earlier than "
+                f"{self._last_timestamp_text} on line {self._last_timestamp_line}",
+            )
+            return
+        self._last_timestamp = timestamp
+        self._last_timestamp_text = record.data["timestamp"]
+        self._last_timestamp_line = record.line_number
+
     # Lifecycle
 
     def _fleet_started(self, record: _Record, timestamp: datetime.datetime) -> None:
@@ -351,6 +381,7 @@ class _FleetReplay:
         """
         self.report.restarts += 1
         self._last_seq = None
+        self._last_timestamp = None
         self._stopped_line = None
         self._own = 0
         self._foreign = 0
@@ -617,12 +648,14 @@ def replay_lines(lines: Iterable[str | bytes]) -> AuditReport:
     """Replay an audit log given as lines and return what it found.
 
     Line numbers in violations and errors count from 1. Events the replay
-    does not know are checked for ``seq`` order and otherwise skipped.
+    does not know are checked for ``seq`` and ``timestamp`` order and
+    otherwise skipped.
 
     Raises:
         MalformedLineError: A line is not UTF-8, not a JSON object, lacks
-            ``event``, ``fleet``, ``seq`` or ``timestamp``, or lacks a field
-            that its event requires. The replay stops at that line.
+            ``event``, ``fleet``, ``seq`` or ``timestamp``, has a timestamp
+            that is not UTC, or lacks a field that its event requires. The
+            replay stops at that line.
     """
     violations: list[Violation] = []
     fleets: dict[str, _FleetReplay] = {}

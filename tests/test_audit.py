@@ -353,6 +353,10 @@ def started(**overrides):
         (started(fleet=""), "no 'fleet' string"),
         (started(event=7), "no 'event' string"),
         (started(timestamp="yesterday"), "'timestamp' is 'yesterday'"),
+        (started(timestamp="2026-01-01T00:00:00"), "'timestamp' is '2026-01-01T00:00:00'; it must be an ISO 8601 string in UTC"),
+        (started(timestamp="2026-01-01T02:00:00+02:00"), "'timestamp' is '2026-01-01T02:00:00+02:00'; it must be"),
+        (started(timestamp="2026-01-01Z"), "'timestamp' is '2026-01-01Z'"),
+        (started(timestamp=1767225600), "'timestamp' is 1767225600"),
         (started(max_workers="16"), "field 'max_workers' is '16'"),
     ],
 )
@@ -460,3 +464,135 @@ def test_foreign_peak_noted(tmp_path, capsys):
     assert report.fleets[0].peak_active_line == 7
     assert status == 0
     assert "note: active reached 3 on line 7, above max_workers 2" in output
+
+
+def test_utc_offset_timestamp_accepted():
+    lines = [
+        started(timestamp="2026-01-01T00:00:00.000001+00:00"),
+        started(seq=2, event="fleet.stopped", timestamp="2026-01-01T00:00:01Z"),
+    ]
+
+    report = replay_lines(lines)
+
+    assert report.ok, report.violations
+
+
+def test_non_utc_timestamp_exit_2(tmp_path, capsys):
+    path = tmp_path / "audit.jsonl"
+    path.write_text(started(timestamp="2026-01-01T02:00:00+02:00") + "\n")
+
+    status = main(["audit", str(path)])
+
+    output = capsys.readouterr()
+    assert status == 2
+    assert output.out == ""
+    assert f"{path}: line 1 is malformed: 'timestamp' is '2026-01-01T02:00:00+02:00'" in output.err
+
+
+# Timestamps going back
+
+
+def hand_written_record(seq, event, second, **fields):
+    return json.dumps({"event": event, "fleet": "f", "seq": seq, "timestamp": f"2026-01-01T00:00:{second:02d}Z", **fields})
+
+
+def test_timestamp_going_back_fails():
+    counts = {"visible": 0, "pending": 0, "foreign": 0, "queued": 0, "max_workers": 2}
+    lines = [
+        hand_written_record(1, "fleet.started", 1, max_workers=2),
+        hand_written_record(2, "reconcile", 5, listed=0, **counts, active=0),
+        hand_written_record(3, "reconcile", 4, listed=0, **counts, active=0),
+        hand_written_record(4, "fleet.stopped", 6),
+    ]
+
+    report = replay_lines(lines)
+
+    assert not report.ok
+    assert len(report.violations) == 1, report.violations
+    assert report.violations[0].line_number == 3
+    assert report.violations[0].reason == (
+        "timestamp 2026-01-01T00:00:04Z of fleet f is earlier than 2026-01-01T00:00:05Z on line 2"
+    )
+
+
+def test_equal_timestamps_pass():
+    lines = [hand_written_record(1, "fleet.started", 1, max_workers=2), hand_written_record(2, "fleet.stopped", 1)]
+
+    assert replay_lines(lines).ok
+
+
+def test_timestamps_compared_per_fleet():
+    # The second fleet's clock is behind the first's; each fleet's own lines go forward.
+    lines = [
+        hand_written_record(1, "fleet.started", 9, max_workers=2),
+        json.dumps({"event": "fleet.started", "fleet": "g", "seq": 1, "timestamp": "2026-01-01T00:00:01Z", "max_workers": 2}),
+        hand_written_record(2, "fleet.stopped", 10),
+        json.dumps({"event": "fleet.stopped", "fleet": "g", "seq": 2, "timestamp": "2026-01-01T00:00:02Z"}),
+    ]
+
+    assert replay_lines(lines).ok
+
+
+def test_timestamps_restart_per_process():
+    # A restarted process on another host may stamp earlier times than the
+    # first process did; only the order within one process is checked.
+    lines = [
+        hand_written_record(1, "fleet.started", 30, max_workers=2),
+        hand_written_record(2, "fleet.stopped", 31),
+        hand_written_record(1, "fleet.started", 10, max_workers=2),
+        hand_written_record(2, "fleet.stopped", 11),
+    ]
+
+    report = replay_lines(lines)
+
+    assert report.ok, report.violations
+    assert report.fleets[0].restarts == 1
+
+
+def test_timestamp_going_back_exit_1(tmp_path, capsys):
+    path = tmp_path / "audit.jsonl"
+    path.write_text(
+        hand_written_record(1, "fleet.started", 5, max_workers=2) + "\n" + hand_written_record(2, "fleet.stopped", 4) + "\n"
+    )
+
+    status = main(["audit", str(path)])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert f"{path}: line 2: timestamp 2026-01-01T00:00:04Z of fleet f is earlier than" in error
+
+
+# Logs without events
+
+
+def test_no_events_not_ok():
+    report = replay_lines([])
+
+    assert report.empty
+    assert not report.ok
+    assert report.to_dict()["ok"] is False
+
+
+def test_empty_file_exit_1(tmp_path, capsys):
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+
+    status = main(["audit", str(path)])
+
+    output = capsys.readouterr()
+    assert status == 1
+    assert "result: FAILED: no audit events" in output.out
+    assert "result: OK" not in output.out
+    assert output.err.splitlines() == [f"fleetactor audit: error: {path}: no audit events; the file is empty, so there is nothing to check"]
+
+
+def test_empty_file_json_not_ok(tmp_path, capsys):
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+
+    status = main(["audit", "--json", str(path)])
+
+    report = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert report["ok"] is False
+    assert report["lines"] == 0

@@ -12,13 +12,14 @@ DESCRIPTION = """\
 Replay an audit log (JSON lines written with --audit-log) and recompute the
 fleet's active workers from the events themselves. Checks that no grant
 raised active workers above max_workers, that every grant reported the
-active count the replay computes, that seq increases strictly per fleet and
-that every request reached an end (served, failed or cancelled). Several
-fleets may share one file.
+active count the replay computes, that seq increases strictly per fleet,
+that timestamps (UTC) never go back within one process of a fleet, and that
+every request reached an end (served, failed or cancelled). Several fleets
+may share one file.
 
 Exit status: 0 when every check holds; 1 when a check fails, naming the
-first offending line; 2 when the file cannot be read or a line is not an
-audit record."""
+first offending line, or when the file has no audit events; 2 when the file
+cannot be read or a line is not an audit record."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +52,9 @@ def run(arguments: argparse.Namespace) -> int:
 
     if report.ok:
         return 0
+    if report.empty:
+        print_error(prog, f"{arguments.path}: no audit events; the file is empty, so there is nothing to check")
+        return 1
     print_error(prog, f"{arguments.path}: {report.violations[0]}")
     return 1
 
@@ -61,6 +65,8 @@ def format_report(path: str, report: AuditReport) -> str:
     blocks.extend(_format_fleet(fleet) for fleet in report.fleets)
     if report.ok:
         verdict = "result: OK: no grant exceeded the cap, every grant reported the replayed active count, every request reached an end"
+    elif report.empty:
+        verdict = "result: FAILED: no audit events"
     else:
         count = len(report.violations)
         verdict = f"result: FAILED: {count} violation{'' if count == 1 else 's'}; the first: {report.violations[0]}"
