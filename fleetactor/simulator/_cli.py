@@ -22,6 +22,10 @@ from fleetactor.simulator._simulator import EcsSimulator
 
 __all__ = ["add_simulator_arguments", "config_from_arguments", "run_simulate_ecs", "simulate_ecs_main"]
 
+# The largest --foreign-tasks. The simulator creates every foreign task at the
+# start, so a mistyped count fails at once instead of filling memory.
+MAX_FOREIGN_TASKS = 100_000
+
 # SimulatorConfig fields set directly from the option of the same name.
 _DIRECT_FIELDS = (
     "seed",
@@ -63,7 +67,12 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     """
     defaults = SimulatorConfig()
     server = parser.add_argument_group("server")
-    server.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    server.add_argument(
+        "--host",
+        type=_host,
+        default="127.0.0.1",
+        help="address to listen on (default: %(default)s)",
+    )
     server.add_argument(
         "--port", type=_port, default=0, metavar="N", help="TCP port to listen on; 0 picks a free port (default: 0)"
     )
@@ -71,7 +80,7 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     plane = parser.add_argument_group("control plane")
     plane.add_argument(
         "--seed",
-        type=_integer,
+        type=_bounded_integer(0),
         default=defaults.seed,
         metavar="N",
         help="seed of the one random generator behind every lag, run time and fault (default: %(default)s)",
@@ -199,10 +208,11 @@ def _add_foreign_arguments(parser: argparse.ArgumentParser, defaults: SimulatorC
     foreign = parser.add_argument_group("foreign tasks")
     foreign.add_argument(
         "--foreign-tasks",
-        type=_count,
+        type=_bounded_integer(0, MAX_FOREIGN_TASKS),
         default=defaults.foreign_tasks,
         metavar="N",
-        help="tasks started by someone else, RUNNING and listed from the start (default: %(default)s)",
+        help=f"tasks started by someone else, RUNNING and listed from the start, at most {MAX_FOREIGN_TASKS} "
+        "(default: %(default)s)",
     )
 
     foreign.add_argument(
@@ -326,7 +336,8 @@ def config_from_arguments(namespace: argparse.Namespace) -> SimulatorConfig:
     lag = namespace.visibility_lag
     lag_max = namespace.visibility_lag_max
     if lag_max is not None and lag_max < lag:
-        msg = f"--visibility-lag-max {lag_max:g} is below --visibility-lag {lag:g}; it must be at least that"
+        shown_lag = "never" if math.isinf(lag) else f"{lag:g}"
+        msg = f"--visibility-lag-max {lag_max:g} is below --visibility-lag {shown_lag}; it must be at least that"
         raise ValueError(msg)
     if namespace.launch_outage is not None:
         start, end = namespace.launch_outage
@@ -443,12 +454,17 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(msg) from None
 
 
-def _count(text: str) -> int:
-    value = _integer(text)
-    if value < 0:
-        msg = f"invalid value {text!r}: expected an integer >= 0"
-        raise argparse.ArgumentTypeError(msg)
-    return value
+def _bounded_integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    allowed = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
+
+    def parse(text: str) -> int:
+        value = _integer(text)
+        if value < minimum or (maximum is not None and value > maximum):
+            msg = f"invalid value {text!r}: expected {allowed}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse
 
 
 def _port(text: str) -> int:
@@ -457,6 +473,14 @@ def _port(text: str) -> int:
         msg = f"invalid value {text!r}: expected a TCP port from 0 to 65535"
         raise argparse.ArgumentTypeError(msg)
     return value
+
+
+def _host(text: str) -> str:
+    # An empty host would bind every interface, not the loopback default.
+    if not text.strip():
+        msg = f"invalid value {text!r}: expected a host name or IP address, such as 127.0.0.1"
+        raise argparse.ArgumentTypeError(msg)
+    return text
 
 
 def _name(text: str) -> str:
