@@ -228,11 +228,22 @@ def occupied_port():
     return listener
 
 
+BURST_TARGET = ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "r", "--cluster", "c", "--task-definition", "t"]
+
 BAD_INPUT = [
     ([], "the following arguments are required: COMMAND"),
     (["bogus"], "argument COMMAND: invalid choice: 'bogus'"),
-    (["demo", "--requests", "0"], "argument --requests: invalid value '0': must be a whole number >= 1"),
-    (["demo", "--requests", "many"], "argument --requests: invalid value 'many': must be a whole number >= 1"),
+    (["demo", "--requests", "0"], "argument --requests: invalid value '0': must be a whole number from 1 to 1000000"),
+    (["demo", "--requests", "many"], "argument --requests: invalid value 'many': must be a whole number from 1 to 1000000"),
+    (["demo", "--requests", "1000001"], "argument --requests: invalid value '1000001': must be a whole number from 1 to 1000000"),
+    (
+        ["demo", "--max-workers", "200000", "--foreign-tasks", "100001"],
+        "argument --foreign-tasks: invalid value '100001': must be a whole number from 0 to 100000",
+    ),
+    (
+        ["demo", "--visibility-lag", "never", "--visibility-lag-max", "10"],
+        "argument --visibility-lag-max: 10 is below --visibility-lag never; it must be at least that",
+    ),
     (["demo", "--max-workers", "-2"], "argument --max-workers: invalid value '-2': must be a whole number >= 1"),
     (["demo", "--visibility-lag", "-1"], "argument --visibility-lag: invalid value '-1': must be a number of seconds >= 0"),
     (["demo", "--visibility-lag", "nan"], "argument --visibility-lag: invalid value 'nan': must be a number of seconds >= 0"),
@@ -258,8 +269,9 @@ BAD_INPUT = [
     ),
     (
         ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "r", "--cluster", "c", "--task-definition", "t", "--requests", "0"],
-        "argument --requests: invalid value '0': must be a whole number >= 1",
+        "argument --requests: invalid value '0': must be a whole number from 1 to 1000000",
     ),
+    ([*BURST_TARGET, "--requests", "1000001"], "argument --requests: invalid value '1000001': must be a whole number from 1 to 1000000"),
     (
         ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "r", "--cluster", "c", "--task-definition", "t", "--launch-type", "SPOT"],
         "argument --launch-type: invalid choice: 'SPOT'",
@@ -302,7 +314,7 @@ def test_bad_input_subprocess():
     assert completed.returncode == 2
     assert completed.stdout == ""
     assert completed.stderr == (
-        "fleetactor demo: error: argument --requests: invalid value '-3': must be a whole number >= 1; "
+        "fleetactor demo: error: argument --requests: invalid value '-3': must be a whole number from 1 to 1000000; "
         "see fleetactor demo --help\n"
     )
 
@@ -343,6 +355,12 @@ def test_help_lists_units(command, capsys):
     if command in ("demo", "burst"):
         assert "seconds" in text
         assert "--json" in text
+    # Words joined again, because argparse wraps the help to the terminal width.
+    words = " ".join(text.split())
+    if command in ("demo", "burst"):
+        assert "at most 1000000" in words
+    if command in ("demo", "simulate-ecs"):
+        assert "at most 100000" in words
 
 
 def test_module_entry_point():

@@ -8,6 +8,11 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+# The largest --requests of demo and burst. Each request uses a trio task
+# and a ticket until it ends, so a mistyped count fails at once instead of
+# filling memory.
+MAX_REQUESTS = 1_000_000
+
 
 class UsageError(Exception):
     """Bad input found after parsing; the CLI prints the message and exits with status 2."""

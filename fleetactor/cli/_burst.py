@@ -21,7 +21,7 @@ import trio
 
 from fleetactor import FleetClosedError, FleetConfig, Job, LaunchFailedError, open_fleet
 from fleetactor.audit import percentile
-from fleetactor.cli._arguments import UsageError, integer, non_empty, seconds
+from fleetactor.cli._arguments import MAX_REQUESTS, UsageError, integer, non_empty, seconds
 from fleetactor.cli._logging import configure_logging
 from fleetactor.cli._output import format_seconds, format_table, print_json
 from fleetactor.ecs import AwsServiceError, EcsConfigError, EcsProvisioner
@@ -245,7 +245,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
     fleet = parser.add_argument_group("burst")
-    fleet.add_argument("--requests", type=integer(1), default=24, metavar="N", help="distinct requests in the burst (default: %(default)s)")
+    fleet.add_argument(
+        "--requests",
+        type=integer(1, MAX_REQUESTS),
+        default=24,
+        metavar="N",
+        help=f"distinct requests in the burst, at most {MAX_REQUESTS} (default: %(default)s)",
+    )
     fleet.add_argument("--max-workers", type=integer(1), default=16, metavar="N", help="the cap on workers that run at once (default: %(default)s)")
     fleet.add_argument(
         "--reconcile-interval",

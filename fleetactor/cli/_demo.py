@@ -27,12 +27,13 @@ from botocore.credentials import Credentials
 
 from fleetactor import FleetClosedError, FleetConfig, Job, LaunchFailedError, open_fleet
 from fleetactor.audit import percentile
-from fleetactor.cli._arguments import integer, probability, seconds
+from fleetactor.cli._arguments import MAX_REQUESTS, integer, probability, seconds
 from fleetactor.cli._logging import configure_logging
 from fleetactor.cli._output import format_seconds, format_table, print_json
 from fleetactor.ecs import EcsProvisioner
 from fleetactor.policies import ListOnlyController, RecentLaunchesController
 from fleetactor.simulator import EcsSimulator, GroundTruth, SimulatorConfig, SimulatorTransport
+from fleetactor.simulator._cli import MAX_FOREIGN_TASKS
 
 __all__ = ["POLICIES", "Scenario", "run_scenario", "run_scenario_async"]
 
@@ -395,7 +396,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     burst = parser.add_argument_group("burst")
     burst.add_argument(
-        "--requests", type=integer(1), default=defaults.requests, metavar="N", help="distinct requests in the burst (default: %(default)s)"
+        "--requests",
+        type=integer(1, MAX_REQUESTS),
+        default=defaults.requests,
+        metavar="N",
+        help=f"distinct requests in the burst, at most {MAX_REQUESTS} (default: %(default)s)",
     )
     burst.add_argument(
         "--max-workers", type=integer(1), default=defaults.max_workers, metavar="N", help="the cap on workers that run at once (default: %(default)s)"
@@ -461,11 +466,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     ecs.add_argument(
         "--foreign-tasks",
-        type=integer(0),
+        type=integer(0, MAX_FOREIGN_TASKS),
         default=defaults.foreign_tasks,
         metavar="N",
         help="tasks of the same family started by someone else, running throughout; they count against the cap "
-        "(default: %(default)s)",
+        f"(fewer than --max-workers, at most {MAX_FOREIGN_TASKS}; default: %(default)s)",
     )
     ecs.add_argument(
         "--launch-failure-rate",
@@ -518,7 +523,8 @@ def scenario_from_arguments(arguments: argparse.Namespace) -> Scenario:
     parser: argparse.ArgumentParser = arguments.parser
     lag, lag_max = arguments.visibility_lag, arguments.visibility_lag_max
     if lag_max is not None and lag_max < lag:
-        parser.error(f"argument --visibility-lag-max: {lag_max:g} is below --visibility-lag {lag:g}; it must be at least that")
+        shown_lag = "never" if math.isinf(lag) else f"{lag:g}"
+        parser.error(f"argument --visibility-lag-max: {lag_max:g} is below --visibility-lag {shown_lag}; it must be at least that")
     if arguments.foreign_tasks >= arguments.max_workers:
         parser.error(
             f"argument --foreign-tasks: {arguments.foreign_tasks} leaves no room under --max-workers "
