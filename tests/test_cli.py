@@ -129,6 +129,45 @@ def test_demo_time_limit_drops_open():
     assert figures["dropped"] == 8
 
 
+def test_demo_time_limit_exit_1(capsys):
+    status = main(["demo", "--json", "--run-time", "600", "--time-limit", "100"])
+
+    figures = json.loads(capsys.readouterr().out)
+    assert status == 1
+    assert figures["timed_out"] is True
+    assert figures["dropped"] == 8
+
+
+def test_demo_complete_run_exit_0(capsys):
+    status = main(["demo", "--json", "--requests", "3", "--max-workers", "2", "--run-time", "10"])
+
+    figures = json.loads(capsys.readouterr().out)
+    assert status == 0
+    assert figures["served"] == 3
+    assert figures["dropped"] == 0
+
+
+def test_demo_makespan_none_without_workers():
+    # Every launch fails and is retried until the time limit, so no worker runs.
+    timed_out = run_scenario(Scenario(requests=3, max_workers=2, launch_failure_rate=1.0, time_limit=10))
+    # Every launch fails until the attempts are used up, well before the limit.
+    failed = run_scenario(Scenario(requests=3, max_workers=2, launch_failure_rate=1.0))
+
+    assert timed_out["timed_out"] is True
+    assert timed_out["makespan_s"] is None
+    assert failed["timed_out"] is False
+    assert failed["failed"] == 3
+    assert failed["makespan_s"] is None
+
+
+def test_demo_table_makespan_dash(capsys):
+    status = main(["demo", "--requests", "3", "--max-workers", "2", "--launch-failure-rate", "1", "--time-limit", "10"])
+
+    lines = capsys.readouterr().out.splitlines()
+    assert status == 1
+    assert ["makespan", "-"] in [line.split() for line in lines]
+
+
 def test_scenario_rejects_full_foreign():
     with pytest.raises(ValueError, match=r"foreign_tasks=16 leaves no room under max_workers=16"):
         Scenario(foreign_tasks=16)

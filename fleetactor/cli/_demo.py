@@ -339,10 +339,19 @@ def _last_fleet_stop(truth: GroundTruth) -> float:
     return last_change
 
 
+def _makespan(truth: GroundTruth, timed_out: bool) -> float | None:
+    # None when no fleet task ever ran, so a run stopped by the time limit
+    # does not report the limit as the time its workers took.
+    if truth.peak_fleet_active == 0:
+        return None
+    if timed_out or truth.fleet_active:
+        return truth.time
+    return _last_fleet_stop(truth)
+
+
 def _figures(scenario: Scenario, truth: GroundTruth, outcomes: _Outcomes, timed_out: bool) -> dict[str, Any]:
     waits = outcomes.waits_s
     ended = outcomes.served + outcomes.failed + outcomes.cancelled
-    makespan = truth.time if timed_out or truth.fleet_active else _last_fleet_stop(truth)
     return {
         "requests": scenario.requests,
         "max_workers": scenario.max_workers,
@@ -365,7 +374,7 @@ def _figures(scenario: Scenario, truth: GroundTruth, outcomes: _Outcomes, timed_
         "ambiguous_launches": truth.ambiguous_launches,
         "list_failures": truth.list_failures,
         "throttled": sum(truth.throttled.values()),
-        "makespan_s": makespan,
+        "makespan_s": _makespan(truth, timed_out),
         "max_wait_s": max(waits, default=None),
         "p95_wait_s": percentile(waits, 0.95),
         "p50_wait_s": percentile(waits, 0.50),
@@ -391,7 +400,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Send a burst of distinct requests to a fleet capped at --max-workers, against the built-in ECS "
             "simulator whose ListTasks lags behind RunTask. The run uses the real ECS client in virtual time, so "
             "minutes of simulated time pass in seconds. Compare --policy actor with the naive "
-            "list-only and recent-launches controllers."
+            "list-only and recent-launches controllers. Exit status: 0 when every request ended before "
+            "--time-limit, 1 when the time limit stopped the run or requests were dropped, 2 for bad input."
         ),
     )
     burst = parser.add_argument_group("burst")
@@ -570,7 +580,7 @@ def run(arguments: argparse.Namespace) -> int:
         print_json(figures)
     else:
         print(format_figures(figures))
-    return 0
+    return 1 if figures["timed_out"] or figures["dropped"] else 0
 
 
 def _check_writable(parser: argparse.ArgumentParser, path: str) -> None:
