@@ -1,5 +1,6 @@
 """The fleetactor command line: demo, audit and bad input for every subcommand."""
 
+import importlib.metadata
 import json
 import socket
 import subprocess
@@ -7,6 +8,7 @@ import sys
 
 import pytest
 
+import fleetactor
 from fleetactor.cli import main
 from fleetactor.cli._demo import Scenario, run_scenario
 
@@ -400,6 +402,22 @@ def test_help_lists_units(command, capsys):
         assert "at most 1000000" in words
     if command in ("demo", "simulate-ecs"):
         assert "at most 100000" in words
+
+
+def test_version_installed(capsys):
+    status = main(["--version"])
+
+    assert status == 0
+    assert capsys.readouterr().out == f"fleetactor {importlib.metadata.version('fleetactor')}\n"
+
+
+def test_version_attribute_preferred(monkeypatch, capsys):
+    monkeypatch.setattr(fleetactor, "__version__", "9.8.7", raising=False)
+
+    status = main(["--version"])
+
+    assert status == 0
+    assert capsys.readouterr().out == "fleetactor 9.8.7\n"
 
 
 def test_module_entry_point():

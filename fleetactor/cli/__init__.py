@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import sys
 from collections.abc import Sequence
+
+import fleetactor
 
 from fleetactor.cli import _audit, _burst, _demo, _simulate
 from fleetactor.cli._arguments import ArgumentParser, UsageError, print_error
@@ -18,8 +21,21 @@ Keep a fleet of ephemeral ECS workers under a hard cap, and check that it
 held. Run 'fleetactor COMMAND --help' for the options of each command."""
 
 
+def _package_version() -> str:
+    """Return ``fleetactor.__version__`` when the package defines it, else the installed distribution's version."""
+    version = getattr(fleetactor, "__version__", None)
+    if isinstance(version, str):
+        return version
+    try:
+        return importlib.metadata.version("fleetactor")
+    except importlib.metadata.PackageNotFoundError:
+        # Run from a source tree that was never installed.
+        return "unknown (not installed)"
+
+
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="fleetactor", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_package_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _demo.add_parser(subparsers)
     _burst.add_parser(subparsers)
