@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import pytest
+from ecs_support import apply_fake_aws_environment
 
 import fleetactor
-from fleetactor.cli import main
+from fleetactor.cli import build_parser, main
+from fleetactor.cli._burst import settings_from_arguments
 from fleetactor.cli._demo import Scenario, run_scenario
 
 
@@ -313,6 +315,7 @@ BAD_INPUT = [
         "argument --requests: invalid value '0': must be a whole number from 1 to 1000000",
     ),
     ([*BURST_TARGET, "--requests", "1000001"], "argument --requests: invalid value '1000001': must be a whole number from 1 to 1000000"),
+    ([*BURST_TARGET, "--list-filter", "service"], "argument --list-filter: invalid choice: 'service'"),
     (
         ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "r", "--cluster", "c", "--task-definition", "t", "--launch-type", "SPOT"],
         "argument --launch-type: invalid choice: 'SPOT'",
@@ -358,6 +361,19 @@ def test_bad_input_subprocess():
         "fleetactor demo: error: argument --requests: invalid value '-3': must be a whole number from 1 to 1000000; "
         "see fleetactor demo --help\n"
     )
+
+
+@pytest.mark.parametrize(("choice", "list_filter"), [(None, "started_by"), ("started-by", "started_by"), ("family", "family")])
+def test_burst_list_filter_reaches_provisioner(choice, list_filter, monkeypatch):
+    apply_fake_aws_environment(monkeypatch)
+    arguments = ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "us-east-1", "--cluster", "c", "--task-definition", "t"]
+    if choice is not None:
+        arguments += ["--list-filter", choice]
+
+    settings = settings_from_arguments(build_parser().parse_args(arguments))
+
+    assert settings.list_filter == list_filter
+    assert settings.provisioner().list_filter == list_filter
 
 
 def test_simulate_ecs_port_in_use(capsys):

@@ -146,7 +146,8 @@ def test_burst_unknown_cluster(simulator_url):
     assert len(completed.stderr.splitlines()) == 1
 
 
-def test_burst_on_moto(moto_ecs: MotoEcs):
+@pytest.mark.parametrize("list_filter", ["started-by", "family"])
+def test_burst_on_moto(moto_ecs: MotoEcs, list_filter):
     # moto's tasks never exit by themselves, so the burst stops each one.
     completed = fleetactor(
         "burst",
@@ -161,6 +162,7 @@ def test_burst_on_moto(moto_ecs: MotoEcs):
         "--reconcile-interval", "0.25",
         "--visibility-timeout", "1",
         "--stop-after", "0.5",
+        "--list-filter", list_filter,
         "--json",
     )
 

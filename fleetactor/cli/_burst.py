@@ -13,7 +13,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 from urllib.parse import urlsplit
 
 import structlog
@@ -33,6 +33,9 @@ logger = structlog.get_logger(__name__)
 
 LAUNCH_TYPES = ("FARGATE", "EC2", "EXTERNAL")
 
+# --list-filter choices and the EcsProvisioner list_filter each one selects.
+LIST_FILTERS = {"started-by": "started_by", "family": "family"}
+
 
 @dataclass(frozen=True)
 class BurstSettings:
@@ -41,7 +44,10 @@ class BurstSettings:
     ``stop_after`` stops each worker with StopTask that many seconds after
     it started, for task definitions that never exit on their own (moto's
     tasks never do). ``timeout`` gives up on the burst after that many
-    seconds; None waits for every worker to stop.
+    seconds; None waits for every worker to stop. ``list_filter`` selects
+    the tasks that count against the cap, as ``EcsProvisioner`` does:
+    ``"started_by"`` lists the tasks started by fleetactor, ``"family"``
+    every task of the task definition's family.
     """
 
     endpoint_url: str
@@ -57,6 +63,7 @@ class BurstSettings:
     visibility_timeout: float = 30.0
     stop_after: float | None = None
     timeout: float | None = None
+    list_filter: Literal["started_by", "family"] = "started_by"
 
     def provisioner(self) -> EcsProvisioner:
         return EcsProvisioner(
@@ -67,6 +74,7 @@ class BurstSettings:
             launch_type=self.launch_type,
             subnets=list(self.subnets),
             security_groups=list(self.security_groups),
+            list_filter=self.list_filter,
         )
 
 
@@ -243,6 +251,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="ID",
         help="security group for the tasks; repeat for more (needs --subnet)",
     )
+    target.add_argument(
+        "--list-filter",
+        choices=tuple(LIST_FILTERS),
+        default="started-by",
+        help="which running tasks in the cluster count against the cap. started-by: tasks whose startedBy is "
+        "fleetactor, which are this burst's, those an earlier run left and those of other fleetactor fleets that "
+        "keep the default startedBy. family: every task of the --task-definition family, whoever started it "
+        "(default: %(default)s)",
+    )
 
     fleet = parser.add_argument_group("burst")
     fleet.add_argument(
@@ -325,6 +342,7 @@ def settings_from_arguments(arguments: argparse.Namespace) -> BurstSettings:
         visibility_timeout=arguments.visibility_timeout,
         stop_after=arguments.stop_after,
         timeout=arguments.timeout,
+        list_filter=LIST_FILTERS[arguments.list_filter],
     )
 
 
