@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import pytest
+import trio
 from ecs_support import apply_fake_aws_environment
 
 import fleetactor
+from fleetactor import SqliteJournal
 from fleetactor.cli import build_parser, main
 from fleetactor.cli._burst import settings_from_arguments
 from fleetactor.cli._demo import Scenario, run_scenario
@@ -316,6 +318,13 @@ BAD_INPUT = [
     ),
     ([*BURST_TARGET, "--requests", "1000001"], "argument --requests: invalid value '1000001': must be a whole number from 1 to 1000000"),
     ([*BURST_TARGET, "--list-filter", "service"], "argument --list-filter: invalid choice: 'service'"),
+    ([*BURST_TARGET, "--journal", ""], "argument --journal: invalid value '': must be the path of a database file"),
+    ([*BURST_TARGET, "--journal", ":memory:"], "argument --journal: invalid value ':memory:': must be the path of a database file"),
+    ([*BURST_TARGET, "--journal", "/"], "argument --journal: '/' is a directory; give the path of a database file inside it"),
+    (
+        [*BURST_TARGET, "--journal", "/nonexistent/dir/journal.sqlite"],
+        "argument --journal: cannot create '/nonexistent/dir/journal.sqlite': directory /nonexistent/dir does not exist",
+    ),
     (
         ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "r", "--cluster", "c", "--task-definition", "t", "--launch-type", "SPOT"],
         "argument --launch-type: invalid choice: 'SPOT'",
@@ -374,6 +383,29 @@ def test_burst_list_filter_reaches_provisioner(choice, list_filter, monkeypatch)
 
     assert settings.list_filter == list_filter
     assert settings.provisioner().list_filter == list_filter
+
+
+def test_burst_journal_of_other_target(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    owner = "burst http://127.0.0.1:1 other-cluster worker"
+
+    async def create_journal():
+        async with SqliteJournal(path, fleet=owner) as journal:
+            await journal.load()
+
+    trio.run(create_journal)
+    # The journal is checked before the endpoint, so nothing needs to listen on port 1.
+    completed = run_cli(
+        "burst", "--endpoint-url", "http://127.0.0.1:1", "--region", "us-east-1",
+        "--cluster", "default", "--task-definition", "worker", "--journal", str(path),
+    )
+
+    error_lines = completed.stderr.splitlines()
+    assert completed.returncode == 2
+    assert len(error_lines) == 1, completed.stderr
+    assert error_lines[0].startswith(f"fleetactor burst: error: argument --journal: {path} was written for another target, {owner!r}")
+    assert "use the same --endpoint-url, --cluster and --task-definition" in error_lines[0]
+    assert "fleet=" not in error_lines[0]
 
 
 def test_simulate_ecs_port_in_use(capsys):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from fleetactor.cli._arguments import MAX_REQUESTS, UsageError, integer, non_emp
 from fleetactor.cli._logging import configure_logging
 from fleetactor.cli._output import format_seconds, format_table, print_json
 from fleetactor.ecs import AwsServiceError, EcsConfigError, EcsProvisioner
-from fleetactor.journal import Journal, JournalError, SqliteJournal
+from fleetactor.journal import Journal, JournalError, JournalOwnerError, SqliteJournal
 
 __all__ = ["BurstSettings", "run_burst"]
 
@@ -303,6 +304,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     fleet.add_argument(
         "--journal",
+        type=_journal_path,
         metavar="PATH",
         default=None,
         help=(
@@ -322,6 +324,19 @@ def _endpoint_url(text: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an http:// or https:// URL with a host")
+    return text
+
+
+def _journal_path(text: str) -> str:
+    # SQLite opens a private temporary database for "" and an in-memory one
+    # for ":memory:". Neither survives the process, so a rerun could not resume.
+    if not text.strip() or text == ":memory:":
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be the path of a database file")
+    if os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is a directory; give the path of a database file inside it")
+    parent = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(parent):
+        raise argparse.ArgumentTypeError(f"cannot create {text!r}: directory {parent} does not exist; create it first")
     return text
 
 
@@ -384,6 +399,8 @@ def run(arguments: argparse.Namespace) -> int:
             figures = trio.run(burst)
     except OSError as error:
         arguments.parser.error(f"argument --audit-log: cannot write {arguments.audit_log!r}: {error.strerror or error}")
+    except JournalOwnerError as error:
+        raise UsageError(_journal_owner_message(error)) from None
     except JournalError as error:
         raise UsageError(f"argument --journal: {error}") from None
     except BurstError as error:
@@ -395,6 +412,14 @@ def run(arguments: argparse.Namespace) -> int:
         print(format_figures(settings, figures))
     complete = figures["served"] == settings.requests and figures["workers_stopped"] == settings.requests
     return 0 if complete and not figures["timed_out"] else 1
+
+
+def _journal_owner_message(error: JournalOwnerError) -> str:
+    owner = "an unnamed fleet" if error.owner is None else repr(error.owner)
+    return (
+        f"argument --journal: {error.path} was written for another target, {owner}, not {error.requested!r}; "
+        "use the same --endpoint-url, --cluster and --task-definition as the run that wrote it, or another --journal path"
+    )
 
 
 def journal_fleet_name(settings: BurstSettings) -> str:
