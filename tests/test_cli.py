@@ -326,6 +326,10 @@ BAD_INPUT = [
         "argument --journal: cannot create '/nonexistent/dir/journal.sqlite': directory /nonexistent/dir does not exist",
     ),
     (
+        ["burst", "--endpoint-url", "http://127.0.0.1:99999", "--region", "r", "--cluster", "c", "--task-definition", "t"],
+        "argument --endpoint-url: invalid value 'http://127.0.0.1:99999': Port out of range 0-65535",
+    ),
+    (
         ["burst", "--endpoint-url", "http://127.0.0.1:9", "--region", "r", "--cluster", "c", "--task-definition", "t", "--launch-type", "SPOT"],
         "argument --launch-type: invalid choice: 'SPOT'",
     ),
@@ -370,6 +374,25 @@ def test_bad_input_subprocess():
         "fleetactor demo: error: argument --requests: invalid value '-3': must be a whole number from 1 to 1000000; "
         "see fleetactor demo --help\n"
     )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://fleet-user:s3cret-password@127.0.0.1:9",
+        "fleet-user:s3cret-password@127.0.0.1:9",
+        "ftp://fleet-user:s3cret-password@127.0.0.1:9",
+        "http://fleet-user:s3cret-password@127.0.0.1:99999",
+    ],
+)
+def test_burst_endpoint_password_hidden(url, capsys):
+    status = main(["burst", "--endpoint-url", url, "--region", "r", "--cluster", "c", "--task-definition", "t"])
+
+    error = capsys.readouterr().err
+    assert status == 2
+    assert len(error.splitlines()) == 1, error
+    assert "argument --endpoint-url: invalid value: the URL contains '@'" in error
+    assert "s3cret-password" not in error
 
 
 @pytest.mark.parametrize(("choice", "list_filter"), [(None, "started_by"), ("started-by", "started_by"), ("family", "family")])

@@ -321,7 +321,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _endpoint_url(text: str) -> str:
-    parts = urlsplit(text)
+    # Checked first, so that no message repeats a password: the URL appears in
+    # errors, in the table header and in the journal's fleet name. Any "@" is
+    # rejected, because without a scheme urlsplit does not find the user part.
+    if "@" in text:
+        msg = (
+            "invalid value: the URL contains '@', the mark of a user name or password (user:password@host); "
+            "give the URL without it and pass credentials in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+        )
+        raise argparse.ArgumentTypeError(msg)
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"invalid value {text!r}: {error}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise argparse.ArgumentTypeError(f"invalid value {text!r}: must be an http:// or https:// URL with a host")
     return text
