@@ -30,7 +30,8 @@ class Job:
         key: Identifies the work. A submission whose key is already queued or
             running joins that request instead of launching a second worker.
         priority: Higher values leave the queue first; equal priorities are
-            served in submission order.
+            served in submission order. A submission that joins a queued
+            request with a higher priority raises that request's priority.
         overrides: Opaque launch parameters handed to the provisioner. The ECS
             provisioner reads ``command`` (a list of strings), ``environment``
             (a mapping of strings) and ``container`` (the container name).

@@ -559,3 +559,18 @@ async def test_unknown_status_logged_once(autojump_clock):
     assert len(unknown) == 1
     assert unknown[0]["status"] == "HIBERNATING"
     assert statistics.active == 2
+
+
+async def test_join_raises_queued_priority(autojump_clock):
+    provisioner = FakeProvisioner(run_time=10)
+    async with open_fleet(provisioner, config(max_workers=1)) as fleet:
+        await first_reconcile()
+        await fleet.submit(Job("busy"))
+        low = await fleet.submit(Job("x", priority=0))
+        other = await fleet.submit(Job("y", priority=1))
+        joined = await fleet.submit(Job("x", priority=5))
+        await other.wait_finished()
+
+    launched = [task.job.key for task in sorted(provisioner.tasks.values(), key=lambda task: task.created_at)]
+    assert launched == ["busy", "x", "y"]
+    assert joined.request_id == low.request_id
