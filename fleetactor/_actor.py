@@ -92,7 +92,7 @@ class LaunchOrder:
     request_id: str
     job: Job
     attempt: int
-    # True when the journal already holds this launch id, after a restart.
+    # True when the journal already contains this launch id, after a restart.
     journaled: bool = False
 
 

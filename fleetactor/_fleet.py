@@ -103,7 +103,7 @@ class Fleet:
         return ticket
 
     def ticket(self, key: str) -> Ticket | None:
-        """Return a ticket of the request for ``key`` that is queued or holds a worker.
+        """Return a ticket of the request for ``key`` that is queued or has a worker.
 
         Requests recovered from a journal are reachable this way; None when no
         open request has this key.
@@ -165,10 +165,10 @@ async def open_fleet(
 ) -> AsyncIterator[Fleet]:
     """Run a fleet for the duration of the ``async with`` block.
 
-    With a ``journal`` (see :mod:`fleetactor.journal`), requests an earlier
-    process left open are recovered before the first reconcile: waiting ones
-    are queued again, launches without a recorded outcome are repeated with
-    the same client token, and launched tasks are adopted by id.
+    With a ``journal`` (see :mod:`fleetactor.journal`), the requests that an
+    earlier process left open are recovered before the first reconcile.
+    Waiting ones are queued again, launches without a recorded outcome are
+    repeated with the same client token, and launched tasks are adopted by id.
 
     The fleet grants nothing until its first successful listing of running
     tasks. Leaving the block stops accepting submissions, fails queued

@@ -72,10 +72,10 @@ async def run_reaper(provisioner: Any, inbox: trio.MemorySendChannel[Any], confi
             to_describe = await report.wait()
             deadline += config.reconcile_interval
 
-            # Tasks that left the listing but still stop (and, while requests
-            # wait, tasks a blind list never shows) are described again every
-            # describe_interval until the next listing, so a slot frees soon
-            # after STOPPED rather than up to a reconcile interval later.
+            # Tasks that left the listing but still stop are described again
+            # every describe_interval until the next listing. While requests
+            # wait, so are tasks a blind list never shows. A slot then frees
+            # soon after STOPPED rather than up to a reconcile interval later.
             while to_describe:
                 statuses = await _describe(provisioner, to_describe, config.provisioner_timeout)
                 if not statuses:

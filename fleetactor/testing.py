@@ -62,7 +62,7 @@ class FakeProvisioner:
         run_time: Seconds a task runs before its work ends; None runs until
             :meth:`stop` is called.
         stop_time: Seconds between the end of the work and STOPPED. The task
-            is no longer listed during that time but still holds capacity.
+            is no longer listed during that time but still occupies capacity.
         launch_latency: Seconds each ``launch`` call takes.
         launch_error: Called with the job and client token before a launch;
             an exception it returns is raised and nothing is started.
