@@ -4,6 +4,7 @@ Every process gets fake AWS credentials, no shared config files and no
 instance metadata lookups, and talks only to servers on 127.0.0.1.
 """
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -43,11 +44,11 @@ def fleetactor(*arguments, timeout=60):
     )
 
 
-@pytest.fixture
-def simulator_url():
-    """Serve the simulator with ``fleetactor simulate-ecs`` and yield its URL."""
+@contextlib.contextmanager
+def served_simulator(options):
+    """Serve the simulator with ``fleetactor simulate-ecs OPTIONS`` and yield its URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "fleetactor", "simulate-ecs", "--port", "0", *SIMULATOR_OPTIONS],
+        [sys.executable, "-m", "fleetactor", "simulate-ecs", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -63,6 +64,12 @@ def simulator_url():
         process.stdout.close()
         process.stderr.close()
     assert exit_status == 0
+
+
+@pytest.fixture
+def simulator_url():
+    with served_simulator(SIMULATOR_OPTIONS) as url:
+        yield url
 
 
 def burst_arguments(url, *extra):

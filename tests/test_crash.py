@@ -12,7 +12,7 @@ import sys
 
 import httpx
 import pytest
-from test_cli_burst import ENVIRONMENT, burst_arguments
+from test_cli_burst import ENVIRONMENT, burst_arguments, served_simulator
 
 # Each ECS request takes 0.3 s, so launches are still in flight when the
 # first run is killed. Tasks run 3 s, so some are still running too.
@@ -28,22 +28,8 @@ CRASH_SIMULATOR_OPTIONS = [
 
 @pytest.fixture
 def slow_simulator_url():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "fleetactor", "simulate-ecs", "--port", "0", *CRASH_SIMULATOR_OPTIONS],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=ENVIRONMENT,
-    )
-    try:
-        first_line = process.stdout.readline()
-        assert first_line.startswith("fleetactor ECS simulator listening on http://127.0.0.1:"), first_line
-        yield first_line.rsplit(" ", 1)[-1].strip()
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
-        process.stdout.close()
-        process.stderr.close()
+    with served_simulator(CRASH_SIMULATOR_OPTIONS) as url:
+        yield url
 
 
 def kill_after_launches(arguments, launches):
