@@ -398,6 +398,8 @@ class CapacityLedger:
         events: list[Event] = [LaunchSucceeded(request, launch_id, task_id, self.counts())]
         if len(sharing) > 1:
             events.append(TaskShared(task_id, tuple(sharing)))
+        # Merging a task that was counted as foreign frees a slot.
+        events.extend(self._drain(now))
         return events
 
     def launch_failed(self, launch_id: str, reason: str, retryable: bool, now: float) -> list[Event]:

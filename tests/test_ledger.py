@@ -113,3 +113,18 @@ def test_close_cancels_waiting_requests():
     assert events[0].reason == "fleet closed"
     with pytest.raises(LedgerError, match="closed"):
         ledger.submit("c", 0, 1)
+
+
+def test_foreign_merge_grants_waiting():
+    ledger = make_ledger(max_workers=2)
+    ledger.reconcile([], 0)
+    first, _ = ledger.submit("a", 0, 0)
+    ledger.reconcile(["task-1"], 1)
+    waiting, _ = ledger.submit("b", 0, 1)
+    assert waiting.state is _ledger.RequestState.QUEUED
+
+    events = ledger.launch_succeeded(first.launch_id, "task-1", 2)
+
+    assert [type(event) for event in events] == [_ledger.LaunchSucceeded, _ledger.Granted]
+    assert events[1].request is waiting
+    assert ledger.active == 2
