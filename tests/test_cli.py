@@ -301,6 +301,7 @@ BAD_INPUT = [
     (["demo", "--visibility-lag-max", "2"], "argument --visibility-lag-max: 2 is below --visibility-lag 8"),
     (["demo", "--foreign-tasks", "16"], "argument --foreign-tasks: 16 leaves no room under --max-workers 16"),
     (["demo", "--audit-log", "x.jsonl", "--policy", "list-only"], "argument --audit-log: the list-only policy writes no audit events"),
+    (["demo", "--window", "3"], "argument --window: the actor policy has no window; use it with --policy recent-launches"),
     (["demo", "--audit-log", "/nonexistent/dir/audit.jsonl"], "argument --audit-log: cannot write '/nonexistent/dir/audit.jsonl'"),
     (["demo", "--bogus"], "unrecognized arguments: --bogus"),
     (["burst", "--region", "us-east-1"], "the following arguments are required: --endpoint-url, --cluster, --task-definition"),

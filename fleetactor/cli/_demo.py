@@ -431,9 +431,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     burst.add_argument(
         "--window",
         type=seconds(),
-        default=defaults.window,
+        default=None,
         metavar="S",
-        help="seconds a launch counts on top of ListTasks, for --policy recent-launches (default: %(default)s)",
+        help=f"seconds a launch counts on top of ListTasks, for --policy recent-launches only (default: {defaults.window:g})",
     )
     burst.add_argument(
         "--seed", type=integer(0), default=defaults.seed, metavar="N", help="seed of the random draws of the simulator, the ECS client and the fleet (default: %(default)s)"
@@ -542,6 +542,9 @@ def scenario_from_arguments(arguments: argparse.Namespace) -> Scenario:
         )
     if arguments.audit_log is not None and arguments.policy != "actor":
         parser.error(f"argument --audit-log: the {arguments.policy} policy writes no audit events; use it with --policy actor")
+    if arguments.window is not None and arguments.policy != "recent-launches":
+        parser.error(f"argument --window: the {arguments.policy} policy has no window; use it with --policy recent-launches")
+    window = Scenario.window if arguments.window is None else arguments.window
 
     return Scenario(
         requests=arguments.requests,
@@ -559,7 +562,7 @@ def scenario_from_arguments(arguments: argparse.Namespace) -> Scenario:
         throttle_rate=arguments.throttle_rate,
         list_failure_rate=arguments.list_failure_rate,
         seed=arguments.seed,
-        window=arguments.window,
+        window=window,
         time_limit=arguments.time_limit,
     )
 
