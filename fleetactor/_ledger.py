@@ -302,8 +302,8 @@ class CapacityLedger:
         """Rebuild a request that an earlier process left open.
 
         A request without a launch id waits in the queue again. One with a
-        launch id but no task id holds a GRANTED reservation, and its launch
-        must be repeated with the same client token. One with a task id holds
+        launch id but no task id gets a GRANTED reservation, and its launch
+        must be repeated with the same client token. One with a task id gets
         a LAUNCHED reservation, treated as launched ``now`` so that MISSING
         frees it only after the visibility timeout.
         """
@@ -463,11 +463,11 @@ class CapacityLedger:
         """List the task ids whose fate only ``describe`` can settle, after a listing.
 
         These are listed tasks (this fleet's or foreign) that dropped out of
-        the latest listing, and launched tasks not listed yet: those past the
-        visibility timeout always, the others only while requests wait,
-        because a task that ends before it is ever listed would otherwise
-        keep its slot until the timeout. Describing early is safe: only
-        STOPPED frees a slot before the timeout.
+        the latest listing, and launched tasks not listed yet. Launched tasks
+        past the visibility timeout are always included. Younger ones are
+        included only while requests wait, because a task that ends before it
+        is ever listed would otherwise keep its slot until the timeout.
+        Describing early is safe: only STOPPED frees a slot before the timeout.
         """
         candidates = self._vanished_tasks()
         for reservation in self.reservations.values():

@@ -105,7 +105,7 @@ class Ticket:
 
         Returns True when the ticket was withdrawn; its waits then raise
         ``trio.ClosedResourceError``. Returns False when the request already
-        holds a slot or has ended; the worker is left running. Other tickets
+        has a slot or has ended; the worker is left running. Other tickets
         that joined the same request keep it alive.
         """
         return await self._fleet._cancel(self)

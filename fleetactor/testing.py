@@ -67,8 +67,8 @@ class FakeProvisioner:
         launch_error: Called with the job and client token before a launch;
             an exception it returns is raised and nothing is started.
         lost_response: Called with the job and client token after a task was
-            created; an exception it returns is raised instead of the task id,
-            the way a timeout hides a launch that succeeded.
+            created. An exception it returns is raised instead of the task id,
+            as a timeout hides a launch that succeeded.
         list_error: Called before each listing; an exception it returns is
             raised.
     """

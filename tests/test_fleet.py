@@ -94,13 +94,13 @@ async def test_cancel_queued_ticket(autojump_clock):
         queued = await fleet.submit(Job("queued"))
         with capture_logs() as logs:
             withdrawn = await queued.cancel()
-        kept = await running.cancel()
+        running_withdrawn = await running.cancel()
         statistics = fleet.statistics()
         with pytest.raises(trio.ClosedResourceError, match="cancelled"):
             await queued.wait_started()
 
     assert withdrawn is True
-    assert kept is False
+    assert running_withdrawn is False
     cancelled = [entry for entry in logs if entry["event"] == "spawn.cancelled"]
     assert len(cancelled) == 1
     assert cancelled[0]["request_id"] == queued.request_id

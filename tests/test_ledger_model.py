@@ -25,7 +25,7 @@ class CloudTask:
     foreign: bool
     listed: bool = False
     # The work ended: desiredStatus is STOPPED and the task is not listed,
-    # but it holds capacity until it is STOPPED.
+    # but it occupies capacity until it is STOPPED.
     stopping: bool = False
     stopped: bool = False
 
@@ -188,9 +188,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @invariant()
     def cap_holds(self):
         not_stopped = sum(1 for task in self.cloud.values() if not task.stopped)
-        # A launch not answered yet may have started a task or may still start one.
-        unanswered = sum(1 for launch in self._granted_launches() if launch not in self.created_for_launch)
-        assert not_stopped + unanswered <= CAP
+        # A launch that has not returned may have started a task or may still start one.
+        unreturned = sum(1 for launch in self._granted_launches() if launch not in self.created_for_launch)
+        assert not_stopped + unreturned <= CAP
 
     @invariant()
     def counters_match_reservations(self):

@@ -384,21 +384,21 @@ class _HeldStream:
 
     def __init__(self, target: TextIO) -> None:
         self._target = target
-        self._held: list[str] | None = []
+        self._buffered: list[str] | None = []
 
     def write(self, text: str) -> int:
-        if self._held is None:
+        if self._buffered is None:
             return self._target.write(text)
-        self._held.append(text)
+        self._buffered.append(text)
         return len(text)
 
     def flush(self) -> None:
-        if self._held is None:
+        if self._buffered is None:
             self._target.flush()
 
     def release(self) -> None:
-        held, self._held = self._held or [], None
-        for text in held:
+        buffered, self._buffered = self._buffered or [], None
+        for text in buffered:
             self._target.write(text)
         self._target.flush()
 

@@ -280,7 +280,7 @@ class EcsProvisioner:
         Sends one DescribeTasks call per 100 ids. A task that ECS reports as
         MISSING, or omits from its response, maps to MISSING. A task that is
         shutting down maps to RUNNING until it is STOPPED, because it still
-        holds its capacity.
+        occupies its capacity.
         """
         unique_ids = list(dict.fromkeys(task_ids))
         statuses: dict[str, str] = {}
