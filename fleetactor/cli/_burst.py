@@ -446,6 +446,7 @@ async def _run_with_journal(
     if journal_path is None:
         return await run_burst(settings, on_endpoint_checked=on_endpoint_checked)
     async with SqliteJournal(journal_path, fleet=journal_fleet_name(settings)) as journal:
+        await journal.load()
         return await run_burst(settings, journal=journal, on_endpoint_checked=on_endpoint_checked)
 
 
