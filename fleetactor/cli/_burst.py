@@ -446,6 +446,8 @@ async def _run_with_journal(
     if journal_path is None:
         return await run_burst(settings, on_endpoint_checked=on_endpoint_checked)
     async with SqliteJournal(journal_path, fleet=journal_fleet_name(settings)) as journal:
+        # Open and check the journal before the endpoint, so a journal of
+        # another target is reported even when the endpoint is down.
         await journal.load()
         return await run_burst(settings, journal=journal, on_endpoint_checked=on_endpoint_checked)
 
