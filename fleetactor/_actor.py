@@ -351,6 +351,7 @@ class CapacityActor:
                 # launch returned; foreign shows the count after the merge.
                 active=event.counts.active,
                 foreign=event.counts.foreign,
+                unconfirmed=event.counts.unconfirmed,
             )
             for ticket in self._tickets.get(event.request.request_id, []):
                 ticket._start(event.task_id)
@@ -386,6 +387,7 @@ class CapacityActor:
                 visible=counts.visible,
                 pending=counts.pending,
                 foreign=counts.foreign,
+                unconfirmed=counts.unconfirmed,
                 active=counts.active,
                 queued=counts.queued,
             )
@@ -555,6 +557,7 @@ def _counts_fields(counts: _ledger.Counts) -> dict[str, int]:
         "visible": counts.visible,
         "pending": counts.pending,
         "foreign": counts.foreign,
+        "unconfirmed": counts.unconfirmed,
         "queued": counts.queued,
         "max_workers": counts.max_workers,
     }

@@ -28,6 +28,10 @@ class FleetStatistics:
     ``active`` is ``visible + pending + foreign``, the number the cap bounds.
     ``pending`` counts this fleet's workers not yet seen in a listing,
     ``launching`` those of them whose launch has not returned yet.
+    ``peak_active`` is the highest ``active`` count so far, less the foreign
+    tasks that a launch still out may have started (a listing can show a
+    task before RunTask returns). So a ``peak_active`` above ``max_workers``
+    means that listings found tasks that match no launch of this fleet.
     """
 
     max_workers: int

@@ -78,6 +78,8 @@ class Reservation:
     state: ReservationState = ReservationState.GRANTED
     task_id: str | None = None
     launched_at: float | None = None
+    # Position among all grants and restored launches, counted from 1.
+    grant_number: int = 0
     # The task dropped out of the listing after being seen in it, so it may be
     # stopping; ``describe`` decides.
     vanished: bool = False
@@ -93,6 +95,9 @@ class Counts:
     foreign: int
     queued: int
     max_workers: int
+    # Foreign tasks that may be the task of a launch that has not returned
+    # yet. They count in ``active``; ``peak_active`` leaves them out.
+    unconfirmed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,18 @@ class CapacityLedger:
         self._launches_by_task: dict[str, list[str]] = {}
         # Foreign task id -> True when it dropped out of the latest listing.
         self.foreign: dict[str, bool] = {}
+        # A listing can show a task before the launch that started it returns.
+        # Until then the task counts twice, as a pending reservation and as
+        # foreign. The cap should err high, so ``active`` keeps both, but
+        # ``peak_active`` leaves such tasks out. The map is foreign task id ->
+        # the grant number current when a listing first showed the task. The
+        # task may be ours while a launch with a grant number at or below
+        # that one has not returned.
+        self._unconfirmed: dict[str, int] = {}
+        self._grant_number = 0
+        # (grant number, launch id) of launches that may not have returned;
+        # entries of returned launches are dropped lazily.
+        self._unreturned: list[tuple[int, str]] = []
         self._queue: list[tuple[int, int, str]] = []
         self._sequence = 0
 
@@ -247,6 +264,7 @@ class CapacityLedger:
             foreign=len(self.foreign),
             queued=self.queued,
             max_workers=self.max_workers,
+            unconfirmed=self._count_unconfirmed(),
         )
 
     def open_request(self, key: str) -> Request | None:
@@ -327,6 +345,7 @@ class CapacityLedger:
         if task_id is None:
             request.state = RequestState.LAUNCHING
             self.pending_launches += 1
+            self._number_launch(reservation)
         else:
             request.state = RequestState.RUNNING
             request.task_id = task_id
@@ -389,12 +408,14 @@ class CapacityLedger:
         # counted as foreign until now and is one worker, not two. A task that
         # another launch already returned keeps that launch's state.
         already_listed = len(sharing) > 1 and self.reservations[sharing[0]].state is ReservationState.VISIBLE
+        self._unconfirmed.pop(task_id, None)
         if self.foreign.pop(task_id, None) is not None or already_listed:
             reservation.state = ReservationState.VISIBLE
             self.pending -= 1
             self.visible += 1
         else:
             reservation.state = ReservationState.LAUNCHED
+        self._note_peak()
         events: list[Event] = [LaunchSucceeded(request, launch_id, task_id, self.counts())]
         if len(sharing) > 1:
             events.append(TaskShared(task_id, tuple(sharing)))
@@ -423,6 +444,7 @@ class CapacityLedger:
             self.totals["failed"] += 1
             outcome = "failed"
 
+        self._note_peak()
         events: list[Event] = [LaunchFailed(request, launch_id, reason, retryable, outcome, self.counts())]
         events.extend(self._drain(now))
         return events
@@ -436,6 +458,8 @@ class CapacityLedger:
         for task_id in listed_ids:
             launch_ids = self._launches_by_task.get(task_id)
             if launch_ids is None:
+                if task_id not in self.foreign and self.pending_launches:
+                    self._unconfirmed[task_id] = self._grant_number
                 self.foreign[task_id] = False
                 continue
             for launch_id in launch_ids:
@@ -516,6 +540,7 @@ class CapacityLedger:
                     events.extend(self._described_own(self.reservations[launch_id], status, now))
             elif task_id in self.foreign and status in (TaskStatus.STOPPED, TaskStatus.MISSING):
                 del self.foreign[task_id]
+                self._unconfirmed.pop(task_id, None)
                 self.totals["stopped"] += 1
                 events.append(WorkerStopped(None, None, task_id, str(TaskStatus(status).value), self.counts()))
         events.extend(self._drain(now))
@@ -584,6 +609,7 @@ class CapacityLedger:
         request.launch_id = launch_id
         request.attempts += 1
         self.totals["granted"] += 1
+        self._number_launch(self.reservations[launch_id])
         self._note_peak()
         return Granted(request, launch_id, self.counts())
 
@@ -600,8 +626,40 @@ class CapacityLedger:
         if self._open_by_key.get(request.key) == request.request_id:
             del self._open_by_key[request.key]
 
+    def _number_launch(self, reservation: Reservation) -> None:
+        self._grant_number += 1
+        reservation.grant_number = self._grant_number
+        heapq.heappush(self._unreturned, (self._grant_number, reservation.launch_id))
+
+    def _count_unconfirmed(self) -> int:
+        """Drop foreign tasks that no unreturned launch can explain; count the rest."""
+        unreturned = self._unreturned
+        while unreturned:
+            reservation = self.reservations.get(unreturned[0][1])
+            if reservation is not None and reservation.state is ReservationState.GRANTED:
+                break
+            heapq.heappop(unreturned)
+        if len(unreturned) > 2 * self.pending_launches + 64:
+            # Returned launches behind a slow one pile up; keep the heap small.
+            unreturned[:] = [
+                (reservation.grant_number, launch_id)
+                for launch_id, reservation in self.reservations.items()
+                if reservation.state is ReservationState.GRANTED
+            ]
+            heapq.heapify(unreturned)
+        if not self._unconfirmed:
+            return 0
+        if not unreturned:
+            self._unconfirmed.clear()
+            return 0
+        oldest = unreturned[0][0]
+        for task_id in [task_id for task_id, number in self._unconfirmed.items() if number < oldest]:
+            del self._unconfirmed[task_id]
+        # Each unreturned launch explains at most one task.
+        return min(len(self._unconfirmed), self.pending_launches)
+
     def _note_peak(self) -> None:
-        self.peak_active = max(self.peak_active, self.active)
+        self.peak_active = max(self.peak_active, self.active - self._count_unconfirmed())
 
     def forget(self, request_id: str) -> None:
         """Drop an ended request from memory."""

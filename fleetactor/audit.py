@@ -87,9 +87,11 @@ class FleetReport:
 
     ``waits_s`` contains, for each request that was queued, the seconds from its
     ``spawn.queued`` to its first ``spawn.granted``. ``peak_active`` is the
-    highest active count the replay computed, after a grant or a reconcile.
-    It may exceed ``max_workers`` without a violation when a listing finds
-    tasks that match no launch (foreign tasks), because no grant caused it.
+    highest active count the replay computed, after a grant or a reconcile,
+    less the ``unconfirmed`` foreign tasks (listed before a launch that may
+    have started them returned). It may exceed ``max_workers`` without a
+    violation when a listing finds tasks that match no launch (foreign tasks),
+    because no grant caused it.
     """
 
     fleet: str
@@ -304,6 +306,7 @@ class _FleetReplay:
         self._stopped_line: int | None = None
         self._own = 0
         self._foreign = 0
+        self._unconfirmed = 0
         self._requests: dict[str, _Request] = {}
         self._launches: dict[str, _Launch] = {}
 
@@ -385,6 +388,7 @@ class _FleetReplay:
         self._stopped_line = None
         self._own = 0
         self._foreign = 0
+        self._unconfirmed = 0
         self._launches.clear()
         for request in self._requests.values():
             request.launch_id = None
@@ -448,7 +452,6 @@ class _FleetReplay:
         request_id = record.text("request_id")
         launch_id = record.text("launch_id")
         reported_active = record.integer("active")
-        foreign = record.integer("foreign")
         max_workers = record.integer("max_workers")
         self.report.grants += 1
         request = self._request(record, request_id)
@@ -470,7 +473,7 @@ class _FleetReplay:
         request.granted_once = True
 
         self._own += 1
-        self._foreign = foreign
+        self._set_foreign(record)
         self._note_peak(record)
         cap = self.report.max_workers if self.report.max_workers is not None else max_workers
         if max_workers != cap:
@@ -494,7 +497,6 @@ class _FleetReplay:
         if state == "running":
             record.text("task_id")
         reported_active = record.integer("active")
-        foreign = record.integer("foreign")
         self.report.recovered += 1
         if request_id in self._requests and not self.report.restarts:
             self._violation(record, f"spawn.recovered for request {request_id}, which was already submitted")
@@ -517,7 +519,7 @@ class _FleetReplay:
                 launch.state = _LaunchState.LAUNCHED
                 request.end = _RequestEnd.SERVED
 
-        self._foreign = foreign
+        self._set_foreign(record)
         self._note_peak(record)
         self._check_reported_active(record, reported_active)
 
@@ -552,6 +554,10 @@ class _FleetReplay:
         if launch is None:
             return
         launch.state = _LaunchState.LAUNCHED
+        if "foreign" in record.data:
+            # A listing that showed this task before its launch returned
+            # counted it as foreign; the launch merges it.
+            self._set_foreign(record)
         self.report.served += 1
         self._end_request(record, launch.request_id, _RequestEnd.SERVED)
 
@@ -581,6 +587,7 @@ class _FleetReplay:
             # A foreign task: the count from the latest listing shrinks by one.
             self.report.foreign_stopped += 1
             self._foreign = max(0, self._foreign - 1)
+            self._unconfirmed = min(self._unconfirmed, self._foreign)
             return
         self.report.workers_stopped += 1
         launch = self._launch(record, launch_id, _LaunchState.LAUNCHED)
@@ -594,7 +601,7 @@ class _FleetReplay:
             self.report.reconciles += 1
         else:
             self.report.reconcile_failures += 1
-        self._foreign = record.integer("foreign")
+        self._set_foreign(record)
         reported_active = record.optional_integer("active")
         self._note_peak(record)
         if reported_active is not None:
@@ -608,9 +615,15 @@ class _FleetReplay:
                 f"({self._own} own workers + {self._foreign} foreign)",
             )
 
+    def _set_foreign(self, record: _Record) -> None:
+        self._foreign = record.integer("foreign")
+        # Logs written before this field existed count every foreign task.
+        self._unconfirmed = min(self._foreign, record.optional_integer("unconfirmed") or 0)
+
     def _note_peak(self, record: _Record) -> None:
-        if self._active > self.report.peak_active:
-            self.report.peak_active = self._active
+        counted = self._active - self._unconfirmed
+        if counted > self.report.peak_active:
+            self.report.peak_active = counted
             self.report.peak_active_line = record.line_number
 
     # End of the log

@@ -128,3 +128,65 @@ def test_foreign_merge_grants_waiting():
     assert [type(event) for event in events] == [_ledger.LaunchSucceeded, _ledger.Granted]
     assert events[1].request is waiting
     assert ledger.active == 2
+
+
+def test_peak_skips_task_listed_early():
+    ledger = make_ledger(max_workers=2)
+    ledger.reconcile([], 0)
+    first, _ = ledger.submit("a", 0, 0)
+    ledger.submit("b", 0, 0)
+
+    ledger.reconcile(["task-1"], 1)
+    # Counted twice while the launch is out: the cap errs high.
+    assert ledger.active == 3
+    assert ledger.counts().unconfirmed == 1
+    assert ledger.peak_active == 2
+
+    ledger.launch_succeeded(first.launch_id, "task-1", 2)
+    assert ledger.active == 2
+    assert ledger.counts().unconfirmed == 0
+    assert ledger.peak_active == 2
+
+
+def test_peak_counts_confirmed_foreign():
+    ledger = make_ledger(max_workers=2)
+    ledger.reconcile([], 0)
+    first, _ = ledger.submit("a", 0, 0)
+    second, _ = ledger.submit("b", 0, 0)
+    ledger.reconcile(["outsider"], 1)
+    ledger.launch_succeeded(first.launch_id, "task-1", 2)
+    assert ledger.peak_active == 2
+
+    ledger.launch_succeeded(second.launch_id, "task-2", 3)
+
+    assert ledger.counts().unconfirmed == 0
+    assert ledger.peak_active == 3
+
+
+def test_peak_counts_late_foreign_at_once():
+    ledger = make_ledger(max_workers=1)
+    ledger.reconcile([], 0)
+    first, _ = ledger.submit("a", 0, 0)
+    ledger.launch_succeeded(first.launch_id, "task-1", 1)
+
+    ledger.reconcile(["task-1", "outsider"], 2)
+
+    assert ledger.counts().unconfirmed == 0
+    assert ledger.peak_active == 2
+
+
+def test_later_launch_explains_no_foreign():
+    ledger = make_ledger(max_workers=3)
+    ledger.reconcile([], 0)
+    first, _ = ledger.submit("a", 0, 0)
+    ledger.reconcile(["outsider"], 1)
+    later, _ = ledger.submit("b", 0, 1)
+    assert ledger.peak_active == 2
+
+    ledger.launch_failed(first.launch_id, "capacity unavailable", retryable=False, now=2)
+
+    # The launch still out was granted after the listing, so the outsider is
+    # foreign for certain.
+    assert later.state is _ledger.RequestState.LAUNCHING
+    assert ledger.counts().unconfirmed == 0
+    assert ledger.peak_active == 2

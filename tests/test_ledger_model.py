@@ -216,5 +216,13 @@ class LedgerMachine(RuleBasedStateMachine):
             assert self.ledger.active >= CAP
 
 
+    @invariant()
+    def peak_counts_each_worker_once(self):
+        # Foreign tasks exist only from the start and number at most CAP, so
+        # the fleet never has more than CAP workers, though a task listed
+        # before its launch returned is counted twice until then.
+        assert self.ledger.peak_active <= CAP
+
 LedgerMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
 TestLedgerModel = LedgerMachine.TestCase
+
