@@ -83,7 +83,7 @@ class FleetConfig:
     max_workers: int | None = None
     reconcile_interval: float = 5.0
     visibility_timeout: float = 30.0
-    describe_interval: float = 1.0
+    describe_interval: float = 0.5
     provisioner_timeout: float = 120.0
     launch_concurrency: int = 16
     # With these defaults a request rejected for capacity keeps retrying for
