@@ -14,7 +14,7 @@ import fleetactor
 from fleetactor import SqliteJournal
 from fleetactor.cli import build_parser, main
 from fleetactor.cli._burst import settings_from_arguments
-from fleetactor.cli._demo import Scenario, run_scenario
+from fleetactor.cli._demo import Scenario, run_scenario, scenario_from_arguments
 
 
 def run_cli(*arguments):
@@ -172,6 +172,37 @@ def test_demo_table_makespan_dash(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert status == 1
     assert ["makespan", "-"] in [line.split() for line in lines]
+
+
+def test_demo_simulator_options_set_scenario():
+    arguments = build_parser().parse_args(
+        [
+            "demo",
+            "--visibility-lag", "2",
+            "--visibility-lag-max", "6",
+            "--boot-time", "3",
+            "--run-time", "40",
+            "--stop-time", "4",
+            "--foreign-tasks", "5",
+            "--launch-failure-rate", "0.1",
+            "--ambiguous-rate", "0.2",
+            "--throttle-rate", "0.3",
+            "--list-failure-rate", "0.4",
+        ]
+    )
+
+    scenario = scenario_from_arguments(arguments)
+
+    assert scenario.visibility_lag == 2.0
+    assert scenario.visibility_lag_max == 6.0
+    assert scenario.boot_time == 3.0
+    assert scenario.run_time == 40.0
+    assert scenario.stop_time == 4.0
+    assert scenario.foreign_tasks == 5
+    assert scenario.launch_failure_rate == 0.1
+    assert scenario.ambiguous_rate == 0.2
+    assert scenario.throttle_rate == 0.3
+    assert scenario.list_failure_rate == 0.4
 
 
 def test_scenario_rejects_full_foreign():

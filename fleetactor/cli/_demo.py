@@ -33,7 +33,7 @@ from fleetactor.cli._output import format_seconds, format_table, print_json
 from fleetactor.ecs import EcsProvisioner
 from fleetactor.policies import ListOnlyController, RecentLaunchesController
 from fleetactor.simulator import EcsSimulator, GroundTruth, SimulatorConfig, SimulatorTransport
-from fleetactor.simulator._cli import MAX_FOREIGN_TASKS
+from fleetactor.simulator._cli import MAX_FOREIGN_TASKS, add_knob_argument, visibility_lag_max_error
 
 __all__ = ["POLICIES", "Scenario", "run_scenario", "run_scenario_async"]
 
@@ -447,69 +447,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
     ecs = parser.add_argument_group("simulated ECS")
-    ecs.add_argument(
-        "--visibility-lag",
-        type=_lag,
-        default=defaults.visibility_lag,
-        metavar="S",
-        help="seconds a new task stays out of ListTasks; 'never' hides every task (default: %(default)s)",
+    add_knob_argument(ecs, "--visibility-lag", type=_lag, default=defaults.visibility_lag)
+    add_knob_argument(ecs, "--visibility-lag-max", type=seconds(), default=None)
+    add_knob_argument(ecs, "--boot-time", type=seconds(), default=defaults.boot_time)
+    add_knob_argument(
+        ecs, "--run-time", type=seconds(), default=defaults.run_time, help="seconds each worker runs (default: %(default)s)"
     )
-    ecs.add_argument(
-        "--visibility-lag-max",
-        type=seconds(),
-        default=None,
-        metavar="S",
-        help="draw each task's lag uniformly from --visibility-lag to S seconds (default: a fixed lag)",
-    )
-    ecs.add_argument(
-        "--boot-time", type=seconds(), default=defaults.boot_time, metavar="S", help="seconds from RunTask to RUNNING (default: %(default)s)"
-    )
-    ecs.add_argument(
-        "--run-time", type=seconds(), default=defaults.run_time, metavar="S", help="seconds each worker runs (default: %(default)s)"
-    )
-    ecs.add_argument(
-        "--stop-time",
-        type=seconds(),
-        default=defaults.stop_time,
-        metavar="S",
-        help="seconds from the end of the work to STOPPED, holding capacity meanwhile (default: %(default)s)",
-    )
-    ecs.add_argument(
+    add_knob_argument(ecs, "--stop-time", type=seconds(), default=defaults.stop_time)
+    add_knob_argument(
+        ecs,
         "--foreign-tasks",
         type=integer(0, MAX_FOREIGN_TASKS),
         default=defaults.foreign_tasks,
-        metavar="N",
         help="tasks of the same family started by someone else, running throughout; they count against the cap "
         f"(fewer than --max-workers, at most {MAX_FOREIGN_TASKS}; default: %(default)s)",
     )
-    ecs.add_argument(
-        "--launch-failure-rate",
-        type=probability,
-        default=defaults.launch_failure_rate,
-        metavar="P",
-        help="probability from 0 to 1 that RunTask reports a capacity failure (default: %(default)s)",
-    )
-    ecs.add_argument(
+    add_knob_argument(ecs, "--launch-failure-rate", type=probability, default=defaults.launch_failure_rate)
+    add_knob_argument(
+        ecs,
         "--ambiguous-rate",
         type=probability,
         default=defaults.ambiguous_rate,
-        metavar="P",
         help="probability from 0 to 1 that RunTask starts the task but returns HTTP 500 (default: %(default)s)",
     )
-    ecs.add_argument(
-        "--throttle-rate",
-        type=probability,
-        default=defaults.throttle_rate,
-        metavar="P",
-        help="probability from 0 to 1 of ThrottlingException on RunTask, ListTasks and DescribeTasks (default: %(default)s)",
-    )
-    ecs.add_argument(
-        "--list-failure-rate",
-        type=probability,
-        default=defaults.list_failure_rate,
-        metavar="P",
-        help="probability from 0 to 1 that ListTasks fails with HTTP 503 (default: %(default)s)",
-    )
+    add_knob_argument(ecs, "--throttle-rate", type=probability, default=defaults.throttle_rate)
+    add_knob_argument(ecs, "--list-failure-rate", type=probability, default=defaults.list_failure_rate)
 
     output = parser.add_argument_group("output")
     output.add_argument(
@@ -532,9 +494,9 @@ def scenario_from_arguments(arguments: argparse.Namespace) -> Scenario:
     """Build the Scenario; a conflict between options is reported with ``parser.error``."""
     parser: argparse.ArgumentParser = arguments.parser
     lag, lag_max = arguments.visibility_lag, arguments.visibility_lag_max
-    if lag_max is not None and lag_max < lag:
-        shown_lag = "never" if math.isinf(lag) else f"{lag:g}"
-        parser.error(f"argument --visibility-lag-max: {lag_max:g} is below --visibility-lag {shown_lag}; it must be at least that")
+    lag_max_error = visibility_lag_max_error(lag, lag_max)
+    if lag_max_error is not None:
+        parser.error(f"argument --visibility-lag-max: {lag_max_error}")
     if arguments.foreign_tasks >= arguments.max_workers:
         parser.error(
             f"argument --foreign-tasks: {arguments.foreign_tasks} leaves no room under --max-workers "

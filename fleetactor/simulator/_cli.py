@@ -57,6 +57,81 @@ _DIRECT_FIELDS = (
 # Options whose name is not the field name with hyphens.
 _OPTION_NAMES = {"cluster_name": "--cluster", "rate_limits": "--no-rate-limits", "idempotency": "--no-idempotency"}
 
+# Metavar and help text of the simulator options that ``fleetactor demo``
+# also defines. Both commands add them with add_knob_argument, so each option
+# is described once.
+_KNOB_HELP = {
+    "--visibility-lag": (
+        "S",
+        "seconds a new task stays out of ListTasks; 'never' keeps every task out (default: %(default)s)",
+    ),
+    "--visibility-lag-max": (
+        "S",
+        "draw each task's lag uniformly from --visibility-lag to S seconds (default: a fixed lag)",
+    ),
+    "--boot-time": ("S", "seconds from RunTask to RUNNING, half PROVISIONING and half PENDING (default: %(default)s)"),
+    "--run-time": (
+        "S",
+        "seconds a task runs before its work ends, or their mean with --run-time-distribution "
+        "exponential; 'forever' runs until StopTask (default: %(default)s)",
+    ),
+    "--stop-time": (
+        "S",
+        "seconds from the end of the work or StopTask to STOPPED, holding capacity meanwhile (default: %(default)s)",
+    ),
+    "--foreign-tasks": (
+        "N",
+        f"tasks started by someone else, RUNNING and listed from the start, at most {MAX_FOREIGN_TASKS} "
+        "(default: %(default)s)",
+    ),
+    "--launch-failure-rate": (
+        "P",
+        "probability from 0 to 1 that a RunTask task comes back in 'failures' for lack of capacity "
+        "(default: %(default)s)",
+    ),
+    "--ambiguous-rate": (
+        "P",
+        "probability from 0 to 1 that RunTask creates its tasks but the caller receives no response "
+        "(default: %(default)s)",
+    ),
+    "--throttle-rate": (
+        "P",
+        "probability from 0 to 1 of ThrottlingException on RunTask, ListTasks and DescribeTasks "
+        "(default: %(default)s)",
+    ),
+    "--list-failure-rate": ("P", "probability from 0 to 1 that ListTasks fails with HTTP 503 (default: %(default)s)"),
+}
+
+
+def add_knob_argument(
+    group: argparse._ArgumentGroup,
+    option: str,
+    *,
+    type: Callable[[str], Any],
+    default: Any,
+    help: str | None = None,
+) -> None:
+    """Add ``option``, one of the simulator options that ``fleetactor demo`` has too, to ``group``.
+
+    ``type`` sets the accepted values and the error message, so each command
+    keeps its own. ``help`` replaces the shared help where the option accepts
+    other values or means more in that command.
+    """
+    metavar, shared_help = _KNOB_HELP[option]
+    group.add_argument(option, type=type, default=default, metavar=metavar, help=shared_help if help is None else help)
+
+
+def visibility_lag_max_error(lag: float, lag_max: float | None) -> str | None:
+    """Return the error message for a --visibility-lag-max below --visibility-lag, or None when it is valid.
+
+    The message starts with the value of ``lag_max``, so the caller puts the
+    option name in front of it.
+    """
+    if lag_max is None or lag_max >= lag:
+        return None
+    shown_lag = "never" if math.isinf(lag) else f"{lag:g}"
+    return f"{lag_max:g} is below --visibility-lag {shown_lag}; it must be at least that"
+
 
 def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
     """Add one option per SimulatorConfig knob, plus ``--host`` and ``--port``.
@@ -138,21 +213,8 @@ def add_simulator_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_lifecycle_arguments(parser: argparse.ArgumentParser, defaults: SimulatorConfig) -> None:
     lifecycle = parser.add_argument_group("task lifecycle")
-    lifecycle.add_argument(
-        "--visibility-lag",
-        type=_seconds("never"),
-        default=defaults.visibility_lag,
-        metavar="S",
-        help="seconds a new task stays out of ListTasks; 'never' keeps every task out (default: %(default)s)",
-    )
-
-    lifecycle.add_argument(
-        "--visibility-lag-max",
-        type=_seconds(),
-        default=None,
-        metavar="S",
-        help="draw each task's lag uniformly from --visibility-lag to S seconds (default: a fixed lag)",
-    )
+    add_knob_argument(lifecycle, "--visibility-lag", type=_seconds("never"), default=defaults.visibility_lag)
+    add_knob_argument(lifecycle, "--visibility-lag-max", type=_seconds(), default=None)
 
     lifecycle.add_argument(
         "--describe-lag",
@@ -162,22 +224,8 @@ def _add_lifecycle_arguments(parser: argparse.ArgumentParser, defaults: Simulato
         help="seconds a new task stays MISSING in DescribeTasks (default: %(default)s)",
     )
 
-    lifecycle.add_argument(
-        "--boot-time",
-        type=_seconds(),
-        default=defaults.boot_time,
-        metavar="S",
-        help="seconds from RunTask to RUNNING, half PROVISIONING and half PENDING (default: %(default)s)",
-    )
-
-    lifecycle.add_argument(
-        "--run-time",
-        type=_seconds("forever"),
-        default=defaults.run_time,
-        metavar="S",
-        help="seconds a task runs before its work ends, or their mean with --run-time-distribution "
-        "exponential; 'forever' runs until StopTask (default: %(default)s)",
-    )
+    add_knob_argument(lifecycle, "--boot-time", type=_seconds(), default=defaults.boot_time)
+    add_knob_argument(lifecycle, "--run-time", type=_seconds("forever"), default=defaults.run_time)
 
     lifecycle.add_argument(
         "--run-time-distribution",
@@ -186,14 +234,7 @@ def _add_lifecycle_arguments(parser: argparse.ArgumentParser, defaults: Simulato
         help="how run times are drawn from --run-time (default: %(default)s)",
     )
 
-    lifecycle.add_argument(
-        "--stop-time",
-        type=_seconds(),
-        default=defaults.stop_time,
-        metavar="S",
-        help="seconds from the end of the work or StopTask to STOPPED, holding capacity meanwhile "
-        "(default: %(default)s)",
-    )
+    add_knob_argument(lifecycle, "--stop-time", type=_seconds(), default=defaults.stop_time)
 
     lifecycle.add_argument(
         "--stopped-task-retention",
@@ -206,13 +247,8 @@ def _add_lifecycle_arguments(parser: argparse.ArgumentParser, defaults: Simulato
 
 def _add_foreign_arguments(parser: argparse.ArgumentParser, defaults: SimulatorConfig) -> None:
     foreign = parser.add_argument_group("foreign tasks")
-    foreign.add_argument(
-        "--foreign-tasks",
-        type=_bounded_integer(0, MAX_FOREIGN_TASKS),
-        default=defaults.foreign_tasks,
-        metavar="N",
-        help=f"tasks started by someone else, RUNNING and listed from the start, at most {MAX_FOREIGN_TASKS} "
-        "(default: %(default)s)",
+    add_knob_argument(
+        foreign, "--foreign-tasks", type=_bounded_integer(0, MAX_FOREIGN_TASKS), default=defaults.foreign_tasks
     )
 
     foreign.add_argument(
@@ -242,14 +278,7 @@ def _add_foreign_arguments(parser: argparse.ArgumentParser, defaults: SimulatorC
 
 def _add_fault_arguments(parser: argparse.ArgumentParser, defaults: SimulatorConfig) -> None:
     faults = parser.add_argument_group("faults")
-    faults.add_argument(
-        "--launch-failure-rate",
-        type=_probability,
-        default=defaults.launch_failure_rate,
-        metavar="P",
-        help="probability from 0 to 1 that a RunTask task comes back in 'failures' for lack of capacity "
-        "(default: %(default)s)",
-    )
+    add_knob_argument(faults, "--launch-failure-rate", type=_probability, default=defaults.launch_failure_rate)
 
     faults.add_argument(
         "--launch-outage",
@@ -260,14 +289,7 @@ def _add_fault_arguments(parser: argparse.ArgumentParser, defaults: SimulatorCon
         help="every RunTask task fails for lack of capacity from START to END seconds (default: no outage)",
     )
 
-    faults.add_argument(
-        "--ambiguous-rate",
-        type=_probability,
-        default=defaults.ambiguous_rate,
-        metavar="P",
-        help="probability from 0 to 1 that RunTask creates its tasks but the caller receives no response "
-        "(default: %(default)s)",
-    )
+    add_knob_argument(faults, "--ambiguous-rate", type=_probability, default=defaults.ambiguous_rate)
 
     faults.add_argument(
         "--ambiguous-response",
@@ -277,13 +299,7 @@ def _add_fault_arguments(parser: argparse.ArgumentParser, defaults: SimulatorCon
         "(default: %(default)s)",
     )
 
-    faults.add_argument(
-        "--throttle-rate",
-        type=_probability,
-        default=None,
-        metavar="P",
-        help="probability from 0 to 1 of ThrottlingException on RunTask, ListTasks and DescribeTasks (default: 0)",
-    )
+    add_knob_argument(faults, "--throttle-rate", type=_probability, default=0.0)
 
     for operation in ("run-task", "list-tasks", "describe-tasks"):
         faults.add_argument(
@@ -302,13 +318,7 @@ def _add_fault_arguments(parser: argparse.ArgumentParser, defaults: SimulatorCon
         help="turn off the ECS token buckets (RunTask 20 calls and 100 Fargate tasks burst, 20 per second)",
     )
 
-    faults.add_argument(
-        "--list-failure-rate",
-        type=_probability,
-        default=defaults.list_failure_rate,
-        metavar="P",
-        help="probability from 0 to 1 that ListTasks fails with HTTP 503 (default: %(default)s)",
-    )
+    add_knob_argument(faults, "--list-failure-rate", type=_probability, default=defaults.list_failure_rate)
 
     faults.add_argument(
         "--no-idempotency",
@@ -333,11 +343,9 @@ def config_from_arguments(namespace: argparse.Namespace) -> SimulatorConfig:
         rates = (getattr(namespace, f"{operation}_throttle_rate"), namespace.throttle_rate, 0.0)
         values[f"{operation}_throttle_rate"] = next(rate for rate in rates if rate is not None)
 
-    lag = namespace.visibility_lag
-    lag_max = namespace.visibility_lag_max
-    if lag_max is not None and lag_max < lag:
-        shown_lag = "never" if math.isinf(lag) else f"{lag:g}"
-        msg = f"--visibility-lag-max {lag_max:g} is below --visibility-lag {shown_lag}; it must be at least that"
+    lag_max_error = visibility_lag_max_error(namespace.visibility_lag, namespace.visibility_lag_max)
+    if lag_max_error is not None:
+        msg = f"--visibility-lag-max {lag_max_error}"
         raise ValueError(msg)
     if namespace.launch_outage is not None:
         start, end = namespace.launch_outage
