@@ -54,13 +54,17 @@ class LockedFleet:
     Each caller takes the lock around its own ledger calls and launches its
     own worker. A reaper task lists and describes, taking the same lock. Audit
     events carry the same names and fields as the actor's, so both variants
-    pay for the same logging.
+    pay for the same logging. Like the actor, it bounds every provisioner
+    call with ``provisioner_timeout`` and upper-cases the statuses that
+    ``describe`` returns.
     """
 
     def __init__(self, provisioner: Any, max_workers: int, reconcile_interval: float, *, audit: bool) -> None:
         self.provisioner = provisioner
         self.reconcile_interval = reconcile_interval
-        self.describe_interval = FleetConfig(max_workers=max_workers).describe_interval
+        defaults = FleetConfig(max_workers=max_workers)
+        self.describe_interval = defaults.describe_interval
+        self.provisioner_timeout = defaults.provisioner_timeout
         self.ledger = CapacityLedger(max_workers, visibility_timeout=0.0, launch_attempts=1)
         self.lock = trio.Lock()
         self.audit = AuditLog(uuid.uuid4().hex[:12]) if audit else None
@@ -73,7 +77,8 @@ class LockedFleet:
         deadline = trio.current_time()
         started = False
         while True:
-            listed = await self.provisioner.list_running()
+            with trio.fail_after(self.provisioner_timeout):
+                listed = await self.provisioner.list_running()
             async with self.lock:
                 now = trio.current_time()
                 self._apply(self.ledger.reconcile(listed, now))
@@ -86,7 +91,9 @@ class LockedFleet:
             # Like the actor's reaper, describe the tasks that left the
             # listing every describe_interval until the next listing is due.
             while candidates:
-                statuses = await self.provisioner.describe(candidates)
+                with trio.fail_after(self.provisioner_timeout):
+                    statuses = await self.provisioner.describe(candidates)
+                statuses = {task_id: str(status).upper() for task_id, status in statuses.items()}
                 async with self.lock:
                     self._apply(self.ledger.described(statuses, trio.current_time()))
                     candidates = self.ledger.follow_up_candidates(trio.current_time())
@@ -108,7 +115,8 @@ class LockedFleet:
 
         launch_id = request.launch_id
         assert launch_id is not None
-        task_id = await self.provisioner.launch(job, client_token=launch_id)
+        with trio.fail_after(self.provisioner_timeout):
+            task_id = await self.provisioner.launch(job, client_token=launch_id)
         async with self.lock:
             self._apply(self.ledger.launch_succeeded(launch_id, task_id, trio.current_time()))
         return task_id, finished
@@ -126,7 +134,7 @@ class LockedFleet:
             elif isinstance(event, LaunchSucceeded):
                 self._emit("launch.succeeded", launch_id=event.launch_id, task_id=event.task_id,
                            request_id=event.request.request_id, active=event.counts.active,
-                           foreign=event.counts.foreign)
+                           foreign=event.counts.foreign, unconfirmed=event.counts.unconfirmed)
             elif isinstance(event, WorkerStopped):
                 self._emit("worker.stopped", launch_id=event.launch_id, task_id=event.task_id, status=event.status,
                            request_id=None if event.request is None else event.request.request_id,
@@ -139,7 +147,8 @@ class LockedFleet:
             elif isinstance(event, Reconciled):
                 counts = event.counts
                 self._emit("reconcile", listed=event.listed, visible=counts.visible, pending=counts.pending,
-                           foreign=counts.foreign, active=counts.active, queued=counts.queued)
+                           foreign=counts.foreign, unconfirmed=counts.unconfirmed, active=counts.active,
+                           queued=counts.queued)
 
     def _emit(self, name: str, **fields: Any) -> None:
         if self.audit is not None:
@@ -152,6 +161,7 @@ def _counts(counts: Any) -> dict[str, int]:
         "visible": counts.visible,
         "pending": counts.pending,
         "foreign": counts.foreign,
+        "unconfirmed": counts.unconfirmed,
         "queued": counts.queued,
         "max_workers": counts.max_workers,
     }
