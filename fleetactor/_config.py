@@ -58,7 +58,11 @@ class FleetConfig:
             the backend reports MISSING is released only once this much time
             has passed since its launch.
         describe_interval: Seconds between describes of tasks that left the
-            listing but are not STOPPED yet, between two listings.
+            listing but are not STOPPED yet, between two listings. A slot
+            frees up to this long after its task is STOPPED. While any task
+            is stopping, each interval costs one ``describe`` call, which
+            the ECS provisioner sends as one DescribeTasks request per 100
+            tasks.
         provisioner_timeout: Seconds one call of the provisioner may take. A
             launch that takes longer is repeated with the same client token,
             a listing that takes longer counts as failed, and a describe
