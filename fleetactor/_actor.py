@@ -407,6 +407,8 @@ class CapacityActor:
             outcome=event.outcome,
             attempt=request.attempts,
             active=event.counts.active,
+            foreign=event.counts.foreign,
+            unconfirmed=event.counts.unconfirmed,
         )
         requeued = event.outcome == "requeued"
         self._journal(_journal.LaunchFailed(request.request_id, event.launch_id, requeued, event.reason))

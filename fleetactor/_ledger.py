@@ -655,8 +655,24 @@ class CapacityLedger:
         oldest = unreturned[0][0]
         for task_id in [task_id for task_id, number in self._unconfirmed.items() if number < oldest]:
             del self._unconfirmed[task_id]
-        # Each unreturned launch explains at most one task.
-        return min(len(self._unconfirmed), self.pending_launches)
+        # Each unreturned launch explains at most one task, and only a task
+        # that a listing showed after the launch was granted. Matching tasks
+        # in order of first sighting to the launches granted by then gives
+        # the largest number of tasks that may be this fleet's.
+        granted = sorted(
+            number
+            for number, launch_id in unreturned
+            if (reservation := self.reservations.get(launch_id)) is not None
+            and reservation.state is ReservationState.GRANTED
+        )
+        matched = 0
+        available = 0
+        for sighted in sorted(self._unconfirmed.values()):
+            while available < len(granted) and granted[available] <= sighted:
+                available += 1
+            if available > matched:
+                matched += 1
+        return matched
 
     def _note_peak(self) -> None:
         self.peak_active = max(self.peak_active, self.active - self._count_unconfirmed())

@@ -87,11 +87,11 @@ class FleetReport:
 
     ``waits_s`` contains, for each request that was queued, the seconds from its
     ``spawn.queued`` to its first ``spawn.granted``. ``peak_active`` is the
-    highest active count the replay computed, after a grant or a reconcile,
-    less the ``unconfirmed`` foreign tasks (listed before a launch that may
-    have started them returned). It may exceed ``max_workers`` without a
-    violation when a listing finds tasks that match no launch (foreign tasks),
-    because no grant caused it.
+    highest active count the replay computed after a grant, a reconcile or a
+    launch outcome, less the ``unconfirmed`` foreign tasks (listed before a
+    launch that may have started them returned). It may exceed
+    ``max_workers`` without a violation when a listing finds tasks that
+    match no launch (foreign tasks), because no grant caused it.
     """
 
     fleet: str
@@ -556,8 +556,10 @@ class _FleetReplay:
         launch.state = _LaunchState.LAUNCHED
         if "foreign" in record.data:
             # A listing that showed this task before its launch returned
-            # counted it as foreign; the launch merges it.
+            # counted it as foreign; the launch merges it. A returned launch
+            # can also confirm other foreign tasks, which raises the peak.
             self._set_foreign(record)
+            self._note_peak(record)
         self.report.served += 1
         self._end_request(record, launch.request_id, _RequestEnd.SERVED)
 
@@ -571,6 +573,11 @@ class _FleetReplay:
         if launch is None:
             return
         self._release(launch, launch_id)
+        if "foreign" in record.data:
+            # A launch that started nothing can confirm foreign tasks that it
+            # alone could have explained.
+            self._set_foreign(record)
+            self._note_peak(record)
         if outcome == "failed":
             self.report.failed += 1
             self._end_request(record, launch.request_id, _RequestEnd.FAILED)

@@ -467,23 +467,26 @@ def test_foreign_peak_noted(tmp_path, capsys):
 
 
 
+
+def _record(seq, event, **fields):
+    """Return one audit line of fleet "f", with a timestamp of seq seconds."""
+    return json.dumps({"event": event, "fleet": "f", "seq": seq, "timestamp": f"2026-01-01T00:00:{seq:02d}Z", **fields})
+
+
 def test_peak_skips_unconfirmed_foreign():
     # A listing shows the task of launch lb before RunTask returns. The
     # fleet counts it as foreign and unconfirmed, then the launch merges it.
-    def record(seq, event, **fields):
-        return json.dumps({"event": event, "fleet": "f", "seq": seq, "timestamp": f"2026-01-01T00:00:{seq:02d}Z", **fields})
-
     counts = {"visible": 0, "pending": 0, "foreign": 0, "unconfirmed": 0, "queued": 0, "max_workers": 2}
     lines = [
-        record(1, "fleet.started", max_workers=2),
-        record(2, "reconcile", listed=0, **counts, active=0),
-        record(3, "spawn.granted", request_id="a", launch_id="la", key="a", attempt=1, **{**counts, "active": 1}),
-        record(4, "spawn.granted", request_id="b", launch_id="lb", key="b", attempt=1, **{**counts, "active": 2}),
-        record(5, "launch.succeeded", launch_id="la", task_id="ta", request_id="a", active=2, foreign=0, unconfirmed=0),
-        record(6, "reconcile", listed=1, **{**counts, "foreign": 1, "unconfirmed": 1, "active": 3}),
-        record(7, "launch.succeeded", launch_id="lb", task_id="tb", request_id="b", active=2, foreign=0, unconfirmed=0),
-        record(8, "reconcile", listed=2, **{**counts, "visible": 2, "active": 2}),
-        record(9, "fleet.stopped", submitted=2, granted=2, served=2, failed=0, cancelled=0, stopped=0, peak_active=2),
+        _record(1, "fleet.started", max_workers=2),
+        _record(2, "reconcile", listed=0, **counts, active=0),
+        _record(3, "spawn.granted", request_id="a", launch_id="la", key="a", attempt=1, **{**counts, "active": 1}),
+        _record(4, "spawn.granted", request_id="b", launch_id="lb", key="b", attempt=1, **{**counts, "active": 2}),
+        _record(5, "launch.succeeded", launch_id="la", task_id="ta", request_id="a", active=2, foreign=0, unconfirmed=0),
+        _record(6, "reconcile", listed=1, **{**counts, "foreign": 1, "unconfirmed": 1, "active": 3}),
+        _record(7, "launch.succeeded", launch_id="lb", task_id="tb", request_id="b", active=2, foreign=0, unconfirmed=0),
+        _record(8, "reconcile", listed=2, **{**counts, "visible": 2, "active": 2}),
+        _record(9, "fleet.stopped", submitted=2, granted=2, served=2, failed=0, cancelled=0, stopped=0, peak_active=2),
     ]
 
     report = replay_lines(lines)
@@ -491,6 +494,28 @@ def test_peak_skips_unconfirmed_foreign():
     assert report.ok, report.violations
     assert report.fleets[0].peak_active == 2
     assert report.fleets[0].peak_active_line == 4
+
+
+def test_peak_rises_when_launch_confirms_foreign():
+    # The outsider listed while launch lb was out becomes certain foreign
+    # when lb returns another task: three workers ran, until la stopped.
+    counts = {"visible": 0, "pending": 0, "foreign": 0, "unconfirmed": 0, "queued": 0, "max_workers": 4}
+    lines = [
+        _record(1, "fleet.started", max_workers=4),
+        _record(2, "reconcile", listed=0, **counts, active=0),
+        _record(3, "spawn.granted", request_id="a", launch_id="la", key="a", attempt=1, **{**counts, "pending": 1, "active": 1}),
+        _record(4, "launch.succeeded", launch_id="la", task_id="ta", request_id="a", active=1, foreign=0, unconfirmed=0),
+        _record(5, "spawn.granted", request_id="b", launch_id="lb", key="b", attempt=1, **{**counts, "pending": 2, "active": 2}),
+        _record(6, "reconcile", listed=2, **{**counts, "visible": 1, "pending": 1, "foreign": 1, "unconfirmed": 1, "active": 3}),
+        _record(7, "launch.succeeded", launch_id="lb", task_id="tb", request_id="b", active=3, foreign=1, unconfirmed=0),
+        _record(8, "worker.stopped", launch_id="la", task_id="ta", status="STOPPED", request_id="a", active=2),
+    ]
+
+    report = replay_lines(lines)
+
+    assert report.ok, report.violations
+    assert report.fleets[0].peak_active == 3
+    assert report.fleets[0].peak_active_line == 7
 
 def test_utc_offset_timestamp_accepted():
     lines = [

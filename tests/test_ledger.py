@@ -190,3 +190,18 @@ def test_later_launch_explains_no_foreign():
     assert later.state is _ledger.RequestState.LAUNCHING
     assert ledger.counts().unconfirmed == 0
     assert ledger.peak_active == 2
+
+
+def test_later_launches_explain_no_earlier_tasks():
+    ledger = make_ledger(max_workers=10)
+    ledger.reconcile([], 0)
+    ledger.submit("a", 0, 0)
+    ledger.reconcile([f"outsider-{number}" for number in range(5)], 1)
+    for key in "bcde":
+        ledger.submit(key, 0, 2)
+
+    # Only launch "a" was out when the outsiders were listed, so at most one
+    # of them can be this fleet's.
+    assert ledger.active == 10
+    assert ledger.counts().unconfirmed == 1
+    assert ledger.peak_active == 9

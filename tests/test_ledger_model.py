@@ -215,13 +215,22 @@ class LedgerMachine(RuleBasedStateMachine):
         if self.ledger.synced and not self.ledger.closed and queued:
             assert self.ledger.active >= CAP
 
-
     @invariant()
     def peak_counts_each_worker_once(self):
         # Foreign tasks exist only from the start and number at most CAP, so
         # the fleet never has more than CAP workers, though a task listed
         # before its launch returned is counted twice until then.
         assert self.ledger.peak_active <= CAP
+
+    @invariant()
+    def peak_covers_every_task(self):
+        # Leaving unconfirmed tasks out of the peak must never hide a task
+        # that really exists.
+        counted = self.ledger.active - self.ledger.counts().unconfirmed
+        assert self.ledger.peak_active >= counted
+        if self.ledger.synced:
+            not_stopped = sum(1 for task in self.cloud.values() if not task.stopped)
+            assert not_stopped <= counted
 
 LedgerMachine.TestCase.settings = settings(max_examples=300, stateful_step_count=60, deadline=None)
 TestLedgerModel = LedgerMachine.TestCase
