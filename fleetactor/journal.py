@@ -29,6 +29,7 @@ __all__ = [
     "Journal",
     "JournalEntry",
     "JournalError",
+    "JournalLockedError",
     "JournalOwnerError",
     "LaunchFailed",
     "LaunchStarted",
@@ -44,6 +45,10 @@ SCHEMA_VERSION = 1
 
 class JournalError(Exception):
     """The journal cannot be used: unreadable, from a newer version, or another fleet's."""
+
+
+class JournalLockedError(JournalError):
+    """Another connection, usually a fleet in another process, has the file open."""
 
 
 class JournalOwnerError(JournalError):
@@ -170,6 +175,13 @@ CREATE INDEX IF NOT EXISTS requests_ended_at ON requests (ended_at);
 """
 
 
+def _unreadable(path: str, error: BaseException) -> JournalError:
+    return JournalError(
+        f"journal {path} cannot be read ({error}); it is not a fleetactor journal or it is corrupt. "
+        "Move it aside to keep it for inspection, and start with a new path"
+    )
+
+
 class SqliteJournal:
     """A :class:`Journal` in one SQLite file, in WAL mode with synchronous commits.
 
@@ -183,14 +195,24 @@ class SqliteJournal:
         fleet: Names the fleet that owns the file. Opening a file written by
             another fleet raises :class:`JournalError`, because two fleets
             resuming each other's launches would break both caps.
+        lock_timeout: Seconds to wait for another connection to release the
+            file before raising :class:`JournalLockedError`.
+
+    An open journal keeps an exclusive lock on the file until
+    :meth:`aclose`, so a second journal on the same file, in this or another
+    process, cannot resume the same requests at the same time.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, fleet: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fleet: str, lock_timeout: float = 2.0) -> None:
         if not isinstance(fleet, str) or not fleet:
             msg = f"SqliteJournal fleet must be a non-empty string, got {fleet!r}"
             raise ValueError(msg)
+        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout < math.inf:
+            msg = f"SqliteJournal lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}"
+            raise ValueError(msg)
         self.path = os.fspath(path)
         self.fleet = fleet
+        self.lock_timeout = float(lock_timeout)
         self._connection: sqlite3.Connection | None = None
         self._lock = trio.Lock()
 
@@ -236,7 +258,17 @@ class SqliteJournal:
             return self._connection
         self._check_path()
         try:
-            connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            connection = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self.lock_timeout
+            )
+        except sqlite3.Error as error:
+            raise _unreadable(self.path, error) from error
+        try:
+            # The connection keeps an exclusive lock on the file from its
+            # first write until it closes, so a second fleet (or a second run
+            # of the same command) cannot resume the same requests at once.
+            # The operating system drops the lock when the process dies.
+            connection.execute("PRAGMA locking_mode=EXCLUSIVE")
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=FULL")
             # One transaction, so a crash while creating the file leaves it
@@ -248,12 +280,22 @@ class SqliteJournal:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        except sqlite3.DatabaseError as error:
+        except sqlite3.OperationalError as error:
+            connection.close()
+            if "locked" not in str(error):
+                raise _unreadable(self.path, error) from error
             msg = (
-                f"journal {self.path} cannot be read ({error}); it is not a fleetactor journal or it is corrupt. "
-                "Move it aside to keep it for inspection, and start with a new path"
+                f"journal {self.path} is in use: another connection holds it open, usually a fleet in this "
+                "or another process. Stop that fleet or tool, or wait for it to finish, before resuming; "
+                "give each fleet its own journal"
             )
-            raise JournalError(msg) from error
+            raise JournalLockedError(msg) from error
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            connection.close()
+            raise _unreadable(self.path, error) from error
+        except BaseException:
+            connection.close()
+            raise
         self._connection = connection
         return connection
 
@@ -301,18 +343,36 @@ class SqliteJournal:
 
     def _load_sync(self) -> list[JournalEntry]:
         connection = self._open_sync()
-        rows = connection.execute(
-            "SELECT request_id, key, priority, overrides, sequence, submitted_at, attempts, launch_id, task_id "
-            "FROM requests WHERE end_state IS NULL ORDER BY sequence"
-        ).fetchall()
+        try:
+            rows = connection.execute(
+                "SELECT request_id, key, priority, overrides, sequence, submitted_at, attempts, launch_id, task_id "
+                "FROM requests WHERE end_state IS NULL ORDER BY sequence"
+            ).fetchall()
+        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
+            raise _unreadable(self.path, error) from error
         entries = []
+        open_keys: set[str] = set()
         for row in rows:
             request_id, key, priority, overrides, sequence, submitted_at, attempts, launch_id, task_id = row
+            self._check_row(row)
+            if key in open_keys:
+                msg = (
+                    f"journal {self.path} has two open requests for key {key!r}, which a fleet never writes; "
+                    "it is corrupt. Move it aside and start with a new path"
+                )
+                raise JournalError(msg)
+            open_keys.add(key)
             try:
                 parsed_overrides = json.loads(overrides)
             except ValueError as error:
                 msg = f"journal {self.path} has unreadable overrides for request {request_id}: {error}"
                 raise JournalError(msg) from error
+            if not isinstance(parsed_overrides, dict):
+                msg = (
+                    f"journal {self.path} has overrides of type {type(parsed_overrides).__name__} for request "
+                    f"{request_id}, not a JSON object; it is corrupt. Move it aside and start with a new path"
+                )
+                raise JournalError(msg)
             entries.append(
                 JournalEntry(
                     request_id=request_id,
@@ -327,6 +387,26 @@ class SqliteJournal:
                 )
             )
         return entries
+
+    def _check_row(self, row: tuple[Any, ...]) -> None:
+        expected = (
+            ("request_id", str),
+            ("key", str),
+            ("priority", int),
+            ("overrides", str),
+            ("sequence", int),
+            ("submitted_at", (int, float)),
+            ("attempts", int),
+            ("launch_id", (str, type(None))),
+            ("task_id", (str, type(None))),
+        )
+        for (column, types), value in zip(expected, row):
+            if isinstance(value, bool) or not isinstance(value, types):
+                msg = (
+                    f"journal {self.path} has {column} {value!r} ({type(value).__name__}) in an open request, "
+                    "which a fleet never writes; it is corrupt. Move it aside and start with a new path"
+                )
+                raise JournalError(msg)
 
     def _write_sync(self, records: list[Record]) -> None:
         connection = self._open_sync()

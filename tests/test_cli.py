@@ -2,6 +2,7 @@
 
 import importlib.metadata
 import json
+import sqlite3
 import socket
 import subprocess
 import sys
@@ -462,6 +463,27 @@ def test_burst_journal_of_other_target(tmp_path):
     assert "use the same --endpoint-url, --cluster and --task-definition" in error_lines[0]
     assert "fleet=" not in error_lines[0]
 
+
+
+def test_burst_journal_in_use_exit_2(tmp_path):
+    path = tmp_path / "journal.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        # An open journal of another fleet keeps this lock until it closes.
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        completed = run_cli(
+            "burst", "--endpoint-url", "http://127.0.0.1:1", "--region", "us-east-1",
+            "--cluster", "default", "--task-definition", "worker", "--journal", str(path),
+        )
+    finally:
+        holder.close()
+
+    error_lines = completed.stderr.splitlines()
+    assert completed.returncode == 2
+    assert len(error_lines) == 1, completed.stderr
+    assert error_lines[0].startswith(f"fleetactor burst: error: argument --journal: journal {path} is in use")
+    assert "give each fleet its own journal" in error_lines[0]
 
 def test_simulate_ecs_port_in_use(capsys):
     with occupied_port() as listener:

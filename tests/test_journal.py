@@ -1,5 +1,6 @@
 """The durable journal: restarts lose no request and repeat no launch."""
 
+import contextlib
 import sqlite3
 
 import pytest
@@ -7,6 +8,7 @@ import trio
 import trio.testing
 
 from fleetactor import FleetConfig, Job, JournalError, SqliteJournal, open_fleet
+from fleetactor.journal import JournalLockedError, Submitted
 from fleetactor.testing import FakeProvisioner
 
 
@@ -136,7 +138,7 @@ async def test_compaction_drops_ended(tmp_path, journal_clock):
                 await ticket.wait_finished()
             await fleet.submit(Job("c"))
 
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         keys = [row[0] for row in connection.execute("SELECT key FROM requests")]
     assert keys == ["c"]
 
@@ -155,7 +157,7 @@ async def test_future_schema_rejected(tmp_path):
     path = tmp_path / "journal.db"
     async with SqliteJournal(path, fleet="test") as journal:
         await journal.load()
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
     with pytest.raises(JournalError, match=r"schema version 99, newer than the 1 .*upgrade fleetactor"):
         await SqliteJournal(path, fleet="test").load()
@@ -171,7 +173,7 @@ async def test_other_fleet_rejected(tmp_path):
 
 async def test_foreign_sqlite_file_rejected(tmp_path):
     path = tmp_path / "other.db"
-    with sqlite3.connect(path) as connection:
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
         connection.execute("CREATE TABLE notes (body TEXT)")
     with pytest.raises(JournalError, match="not a fleetactor journal"):
         await SqliteJournal(path, fleet="test").load()
@@ -189,3 +191,38 @@ async def test_unusable_path_rejected(tmp_path, monkeypatch, name, message):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(JournalError, match=message):
         await SqliteJournal(name, fleet="test").load()
+
+
+async def test_second_open_journal_rejected(tmp_path):
+    path = tmp_path / "journal.db"
+    async with SqliteJournal(path, fleet="test") as journal:
+        await journal.load()
+        with pytest.raises(JournalLockedError, match=r"journal .*journal.db is in use: .*give each fleet its own journal"):
+            await SqliteJournal(path, fleet="test", lock_timeout=0).load()
+
+    # Closing the first journal releases the file.
+    async with SqliteJournal(path, fleet="test", lock_timeout=0) as journal:
+        assert await journal.load() == []
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("UPDATE requests SET key = CAST(X'ff00fe' AS TEXT)", r"cannot be read"),
+        ("UPDATE requests SET priority = 'high'", r"priority 'high' \(str\) in an open request"),
+        ("UPDATE requests SET sequence = 'first'", r"sequence 'first' \(str\) in an open request"),
+        ("UPDATE requests SET overrides = '[1, 2]'", r"overrides of type list for request"),
+        ("INSERT INTO requests SELECT 'copy', key, priority, overrides, sequence + 1, submitted_at, attempts, "
+         "launch_id, task_id, end_state, reason, ended_at FROM requests", r"two open requests for key 'a'"),
+    ],
+)
+async def test_damaged_rows_rejected(tmp_path, damage, message):
+    path = tmp_path / "journal.db"
+    async with SqliteJournal(path, fleet="test") as journal:
+        await journal.write([Submitted("r1", "a", 0, {}, 1, 0.0)])
+    with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(damage)
+
+    with pytest.raises(JournalError, match=message):
+        async with open_fleet(FakeProvisioner(), config(), journal=SqliteJournal(path, fleet="test")):
+            pass
