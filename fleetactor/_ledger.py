@@ -19,11 +19,19 @@ from __future__ import annotations
 import enum
 import heapq
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Union
 
 from fleetactor._types import TaskStatus
+
+
+# Seconds a task that ``describe`` reported STOPPED is remembered, so that a
+# stale listing that still shows it does not count it again as foreign.
+# STOPPED is final in ECS. The hour is a wide margin, not a measured bound
+# on how long a listing can lag.
+STOPPED_MEMORY_S = 3600.0
 
 
 class RequestState(enum.Enum):
@@ -96,7 +104,7 @@ class Counts:
     queued: int
     max_workers: int
     # Foreign tasks that may be the task of a launch that has not returned
-    # yet. They count in ``active``; ``peak_active`` leaves them out.
+    # yet. They count in ``active``, but ``peak_active`` leaves them out.
     unconfirmed: int = 0
 
 
@@ -226,9 +234,11 @@ class CapacityLedger:
         # that one has not returned.
         self._unconfirmed: dict[str, int] = {}
         self._grant_number = 0
-        # (grant number, launch id) of launches that may not have returned;
-        # entries of returned launches are dropped lazily.
+        # (grant number, launch id) of launches that may not have returned.
+        # Entries of returned launches are dropped lazily.
         self._unreturned: list[tuple[int, str]] = []
+        # Task id -> when ``describe`` reported it STOPPED, oldest first.
+        self._stopped: OrderedDict[str, float] = OrderedDict()
         self._queue: list[tuple[int, int, str]] = []
         self._sequence = 0
 
@@ -454,6 +464,10 @@ class CapacityLedger:
     def reconcile(self, listed: Iterable[str], now: float) -> list[Event]:
         """Match a successful listing of running tasks against the reservations by task id."""
         listed_ids = set(listed)
+        listed_count = len(listed_ids)
+        self._forget_stopped(now)
+        if self._stopped:
+            listed_ids.difference_update(self._stopped)
 
         for task_id in listed_ids:
             launch_ids = self._launches_by_task.get(task_id)
@@ -479,7 +493,7 @@ class CapacityLedger:
 
         self.synced = True
         self._note_peak()
-        events: list[Event] = [Reconciled(len(listed_ids), self.counts())]
+        events: list[Event] = [Reconciled(listed_count, self.counts())]
         events.extend(self._drain(now))
         return events
 
@@ -539,6 +553,8 @@ class CapacityLedger:
                 for launch_id in list(launch_ids):
                     events.extend(self._described_own(self.reservations[launch_id], status, now))
             elif task_id in self.foreign and status in (TaskStatus.STOPPED, TaskStatus.MISSING):
+                if status == TaskStatus.STOPPED:
+                    self._remember_stopped(task_id, now)
                 del self.foreign[task_id]
                 self._unconfirmed.pop(task_id, None)
                 self.totals["stopped"] += 1
@@ -557,6 +573,8 @@ class CapacityLedger:
         task_id = reservation.task_id
         assert task_id is not None
         self._release(reservation)
+        if status == TaskStatus.STOPPED:
+            self._remember_stopped(task_id, now)
         sharing = self._launches_by_task[task_id]
         sharing.remove(reservation.launch_id)
         if not sharing:
@@ -626,6 +644,18 @@ class CapacityLedger:
         if self._open_by_key.get(request.key) == request.request_id:
             del self._open_by_key[request.key]
 
+    def _remember_stopped(self, task_id: str, now: float) -> None:
+        self._stopped[task_id] = now
+        self._stopped.move_to_end(task_id)
+
+    def _forget_stopped(self, now: float) -> None:
+        stopped = self._stopped
+        while stopped:
+            task_id, stopped_at = next(iter(stopped.items()))
+            if now - stopped_at < STOPPED_MEMORY_S:
+                break
+            stopped.popitem(last=False)
+
     def _number_launch(self, reservation: Reservation) -> None:
         self._grant_number += 1
         reservation.grant_number = self._grant_number
@@ -639,14 +669,16 @@ class CapacityLedger:
             if reservation is not None and reservation.state is ReservationState.GRANTED:
                 break
             heapq.heappop(unreturned)
+
         if len(unreturned) > 2 * self.pending_launches + 64:
-            # Returned launches behind a slow one pile up; keep the heap small.
+            # Returned launches behind a slow one pile up, so rebuild the heap.
             unreturned[:] = [
                 (reservation.grant_number, launch_id)
                 for launch_id, reservation in self.reservations.items()
                 if reservation.state is ReservationState.GRANTED
             ]
             heapq.heapify(unreturned)
+
         if not self._unconfirmed:
             return 0
         if not unreturned:
@@ -655,6 +687,7 @@ class CapacityLedger:
         oldest = unreturned[0][0]
         for task_id in [task_id for task_id, number in self._unconfirmed.items() if number < oldest]:
             del self._unconfirmed[task_id]
+
         # Each unreturned launch explains at most one task, and only a task
         # that a listing showed after the launch was granted. Matching tasks
         # in order of first sighting to the launches granted by then gives

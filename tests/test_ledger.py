@@ -205,3 +205,36 @@ def test_later_launches_explain_no_earlier_tasks():
     assert ledger.active == 10
     assert ledger.counts().unconfirmed == 1
     assert ledger.peak_active == 9
+
+
+def test_stale_listing_ignores_stopped_task():
+    ledger = make_ledger(max_workers=1)
+    ledger.reconcile([], 0)
+    first, _ = ledger.submit("a", 0, 0)
+    ledger.launch_succeeded(first.launch_id, "task-1", 1)
+    ledger.reconcile(["task-1"], 2)
+    ledger.reconcile([], 3)
+    ledger.described({"task-1": "STOPPED"}, 4)
+    second, _ = ledger.submit("b", 0, 5)
+
+    # A lagging listing still shows the stopped task.
+    events = ledger.reconcile(["task-1"], 6)
+
+    assert ledger.foreign == {}
+    assert ledger.active == 1
+    assert ledger.peak_active == 1
+    assert events[0].listed == 1
+    assert second.state is _ledger.RequestState.LAUNCHING
+
+
+def test_stopped_task_forgotten_after_an_hour():
+    ledger = make_ledger(max_workers=2)
+    ledger.reconcile(["outsider"], 0)
+    ledger.reconcile([], 1)
+    ledger.described({"outsider": "STOPPED"}, 2)
+    ledger.reconcile(["outsider"], 3)
+    assert ledger.foreign == {}
+
+    ledger.reconcile(["outsider"], 2 + _ledger.STOPPED_MEMORY_S)
+
+    assert list(ledger.foreign) == ["outsider"]
