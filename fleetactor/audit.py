@@ -214,6 +214,9 @@ class _Request:
     launch_id: str | None = None
     queued_at: datetime.datetime | None = None
     granted_once: bool = False
+    # A launch that a later process repeats with the same client token
+    # returns the same task, so the request counts as served once.
+    served_once: bool = False
 
 
 @dataclass
@@ -560,7 +563,10 @@ class _FleetReplay:
             # can also confirm other foreign tasks, which raises the peak.
             self._set_foreign(record)
             self._note_peak(record)
-        self.report.served += 1
+        request = self._requests.get(launch.request_id)
+        if request is not None and not request.served_once:
+            request.served_once = True
+            self.report.served += 1
         self._end_request(record, launch.request_id, _RequestEnd.SERVED)
 
     def _launch_failed(self, record: _Record, timestamp: datetime.datetime) -> None:
@@ -624,7 +630,7 @@ class _FleetReplay:
 
     def _set_foreign(self, record: _Record) -> None:
         self._foreign = record.integer("foreign")
-        # Logs written before this field existed count every foreign task.
+        # A record without this field counts every foreign task in the peak.
         self._unconfirmed = min(self._foreign, record.optional_integer("unconfirmed") or 0)
 
     def _note_peak(self, record: _Record) -> None:

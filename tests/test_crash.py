@@ -12,6 +12,8 @@ import sys
 
 import httpx
 import pytest
+
+from fleetactor.audit import replay_file
 from test_cli_burst import ENVIRONMENT, burst_arguments, served_simulator
 
 # Each ECS request takes 0.3 s, so launches are still in flight when the
@@ -32,8 +34,11 @@ def slow_simulator_url():
         yield url
 
 
-def kill_after_launches(arguments, launches):
-    """Run ``fleetactor`` with its audit log on stdout and SIGKILL it after ``launches`` launch.succeeded events."""
+def kill_after_launches(arguments, launches, audit_log=None):
+    """Run ``fleetactor`` with its audit log on stdout and SIGKILL it after ``launches`` launch.succeeded events.
+
+    With ``audit_log``, every line the process wrote before it died is copied there.
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "fleetactor", *arguments, "--audit-log", "/dev/stdout"],
         stdout=subprocess.PIPE,
@@ -42,8 +47,10 @@ def kill_after_launches(arguments, launches):
         env=ENVIRONMENT,
     )
     seen = 0
+    lines = []
     try:
         for line in process.stdout:
+            lines.append(line)
             if json.loads(line).get("event") == "launch.succeeded":
                 seen += 1
                 if seen == launches:
@@ -51,7 +58,10 @@ def kill_after_launches(arguments, launches):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+        lines.extend(process.stdout)
         process.stdout.close()
+    if audit_log is not None:
+        audit_log.write_text("".join(lines))
     return seen
 
 
@@ -59,11 +69,13 @@ def test_killed_burst_resumes_exactly_once(slow_simulator_url, tmp_path):
     journal = tmp_path / "state.db"
     arguments = burst_arguments(slow_simulator_url, "--requests", "24", "--max-workers", "16", "--journal", str(journal))
 
-    launched_before_kill = kill_after_launches(arguments, 10)
+    audit_log = tmp_path / "audit.jsonl"
+
+    launched_before_kill = kill_after_launches(arguments, 10, audit_log)
     truth_after_kill = httpx.get(f"{slow_simulator_url}/_simulator/ground-truth").json()
 
     second = subprocess.run(
-        [sys.executable, "-m", "fleetactor", *arguments, "--json"],
+        [sys.executable, "-m", "fleetactor", *arguments, "--json", "--audit-log", str(audit_log)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -81,6 +93,15 @@ def test_killed_burst_resumes_exactly_once(slow_simulator_url, tmp_path):
     assert truth["tasks_started"] == 24
     assert truth["duplicate_tasks"] == 0
     assert truth["peak_fleet_active"] <= 16
+
+    # The second run added to the first run's audit log under the same fleet
+    # id, so one replay covers both processes.
+    report = replay_file(audit_log)
+    assert report.ok, report.violations
+    assert len(report.fleets) == 1
+    assert report.fleets[0].restarts == 1
+    assert report.fleets[0].served == 24
+    assert report.fleets[0].peak_active <= 16
 
 
 def test_finished_burst_rerun_sends_nothing(slow_simulator_url, tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import math
 import os
 import sys
@@ -154,6 +155,9 @@ async def _send_burst(settings: BurstSettings, provisioner: EcsProvisioner, jour
         max_workers=settings.max_workers,
         reconcile_interval=settings.reconcile_interval,
         visibility_timeout=settings.visibility_timeout,
+        # A run that resumes a journal continues the same fleet, so its audit
+        # events carry the same fleet id as the run that wrote the journal.
+        fleet_id=None if journal is None else journal_fleet_id(settings),
     )
     outcomes = _Outcomes()
     started_at = trio.current_time()
@@ -315,7 +319,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
 
     output = parser.add_argument_group("output")
-    output.add_argument("--audit-log", metavar="PATH", default=None, help="write the fleet's audit events to PATH as JSON lines, replacing the file")
+    output.add_argument(
+        "--audit-log",
+        metavar="PATH",
+        default=None,
+        help="write the fleet's audit events to PATH as JSON lines, replacing the file; with --journal, "
+        "add to the file instead, so one log covers every run that resumed the journal",
+    )
     output.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of a table")
     parser.set_defaults(handler=run, parser=parser)
 
@@ -408,7 +418,8 @@ def run(arguments: argparse.Namespace) -> int:
     diagnostics = _HeldStream(sys.stderr)
     burst = functools.partial(_run_with_journal, settings, arguments.journal, diagnostics.release)
     try:
-        with configure_logging(arguments.audit_log, diagnostics=diagnostics):  # type: ignore[arg-type]
+        append = arguments.journal is not None
+        with configure_logging(arguments.audit_log, diagnostics=diagnostics, append=append):  # type: ignore[arg-type]
             figures = trio.run(burst)
     except OSError as error:
         arguments.parser.error(f"argument --audit-log: cannot write {arguments.audit_log!r}: {error.strerror or error}")
@@ -438,6 +449,12 @@ def _journal_owner_message(error: JournalOwnerError) -> str:
 def journal_fleet_name(settings: BurstSettings) -> str:
     """Name the fleet of a burst journal after its target, so one file serves one target."""
     return f"burst {settings.endpoint_url} {settings.cluster} {settings.task_definition}"
+
+
+def journal_fleet_id(settings: BurstSettings) -> str:
+    """Return the audit fleet id of every run that uses a journal for this target."""
+    digest = hashlib.sha256(journal_fleet_name(settings).encode()).hexdigest()
+    return f"burst-{digest[:12]}"
 
 
 async def _run_with_journal(

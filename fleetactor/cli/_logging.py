@@ -51,19 +51,23 @@ def configure_logging(
     audit_log: str | os.PathLike[str] | None,
     *,
     diagnostics: TextIO | None = None,
+    append: bool = False,
 ) -> Iterator[None]:
     """Route structlog events for the duration of the ``with`` block, then restore the old configuration.
 
     Args:
-        audit_log: File that receives the audit events as JSON lines; it is
-            created or truncated. None drops the audit events.
+        audit_log: File that receives the audit events as JSON lines. It is
+            created, or truncated unless ``append`` is true. None drops the
+            audit events.
         diagnostics: Stream for warnings of the other loggers, such as a
             failed describe call; None drops them.
+        append: Add to an existing audit log instead of replacing it.
 
     Raises:
         OSError: The audit log file cannot be opened for writing.
     """
-    audit_file = None if audit_log is None else open(audit_log, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    mode = "a" if append else "w"
+    audit_file = None if audit_log is None else open(audit_log, mode, encoding="utf-8")  # noqa: SIM115 - closed below
 
     def make_logger(*args: Any) -> Any:
         name = args[0] if args else None
