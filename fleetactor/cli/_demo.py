@@ -487,7 +487,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _lag(text: str) -> float:
     if text.strip().lower() == "never":
         return math.inf
-    return seconds()(text)
+    try:
+        return seconds()(text)
+    except argparse.ArgumentTypeError as error:
+        msg = f"{error}, or 'never'"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def scenario_from_arguments(arguments: argparse.Namespace) -> Scenario:

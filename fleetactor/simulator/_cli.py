@@ -466,7 +466,11 @@ def _bounded_integer(minimum: int, maximum: int | None = None) -> Callable[[str]
     allowed = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
 
     def parse(text: str) -> int:
-        value = _integer(text)
+        try:
+            value = int(text)
+        except ValueError:
+            msg = f"invalid value {text!r}: expected {allowed}"
+            raise argparse.ArgumentTypeError(msg) from None
         if value < minimum or (maximum is not None and value > maximum):
             msg = f"invalid value {text!r}: expected {allowed}"
             raise argparse.ArgumentTypeError(msg)
