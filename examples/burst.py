@@ -46,9 +46,11 @@ async def run_burst(url: str, requests: int, dcc: str, timeout: float) -> dict[s
     prefix = uuid.uuid4().hex[:8]
     results: list[dict[str, Any]] = []
     async with httpx.AsyncClient(base_url=url, timeout=timeout) as client:
+        started = trio.current_time()
         async with trio.open_nursery() as nursery:
             for index in range(requests):
                 nursery.start_soon(fetch, client, f"/data/{dcc}/{prefix}-{index}", results)
+        makespan_s = trio.current_time() - started
         stats = (await client.get("/stats")).json()
 
     truth = stats.get("ground_truth")
@@ -58,6 +60,8 @@ async def run_burst(url: str, requests: int, dcc: str, timeout: float) -> dict[s
         "errors": [result for result in results if result["status"] != 200],
         "waited": sum(1 for result in results if result.get("decision") == "queued"),
         "slowest_s": max(result["seconds"] for result in results),
+        # From the first request sent to the last response received.
+        "makespan_s": makespan_s,
         "max_workers": stats["fleet"]["max_workers"],
         # The simulator's count of tasks not yet STOPPED is the true peak;
         # other backends only have the fleet's own count.

@@ -6,7 +6,6 @@ import math
 
 import pytest
 import trio
-import trio.testing
 
 from fleetactor import FleetConfig, Job, LaunchFailedError, LaunchRejected, SqliteJournal, open_fleet
 from fleetactor.audit import MalformedLineError, percentile, replay_file, replay_lines
@@ -151,13 +150,6 @@ async def test_two_fleets_in_one_file(tmp_path, autojump_clock):
     assert fleets["right"].peak_active == 3
     assert fleets["left"].served == 6
     assert fleets["right"].served == 5
-
-
-@pytest.fixture
-def journal_clock():
-    # SQLite writes run in a worker thread. A threshold above 0 lets each
-    # write finish before the clock jumps.
-    return trio.testing.MockClock(autojump_threshold=0.01)
 
 
 async def test_restart_with_journal_passes(tmp_path, journal_clock):

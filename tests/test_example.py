@@ -7,13 +7,13 @@ under a cap of 16 takes about five seconds.
 
 import json
 import pathlib
-import signal
 import subprocess
 import sys
 
 import httpx
 import pytest
 import trio
+from process_support import default_sigint, interrupt
 
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
@@ -35,7 +35,7 @@ class Server:
 
     def __init__(self, command):
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENVIRONMENT
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENVIRONMENT, preexec_fn=default_sigint
         )
         first_line = self.process.stdout.readline()
         if "listening on http://127.0.0.1:" not in first_line:
@@ -44,9 +44,8 @@ class Server:
         self.url = first_line.rsplit(" ", 1)[-1].strip()
 
     def stop(self):
-        self.process.send_signal(signal.SIGINT)
         try:
-            status = self.process.wait(timeout=10)
+            status = interrupt(self.process)
         finally:
             self.process.stdout.close()
             self.process.stderr.close()
@@ -79,11 +78,15 @@ def test_burst_keeps_cap(service):
     assert figures["errors"] == []
     assert figures["max_workers"] == 16
     assert figures["peak_source"] == "simulator ground truth"
-    assert figures["peak_workers"] == 16
+    # The simulator counts 16 workers at once only if all 16 requests arrive
+    # within one worker's 2 s run. The fleet's count shows the 16 grants.
+    assert figures["peak_workers"] <= 16
     assert figures["fleet_peak_active"] == 16
     assert figures["waited"] == 8
-    # The queued 8 wait for the first 16 workers, which run 2 s each.
-    assert figures["slowest_s"] >= 4
+    # The queued 8 wait for one of the first 16 workers to stop, then run 2 s
+    # themselves. The makespan starts at the first request sent, so unlike the
+    # slowest single request it does not shrink when the requests go out late.
+    assert figures["makespan_s"] >= 4
 
 
 def test_burst_text_output(service):
@@ -181,7 +184,8 @@ def test_service_on_served_simulator():
 
     assert figures["answered_200"] == 4
     assert figures["peak_source"] == "simulator ground truth"
-    assert figures["peak_workers"] == 2
+    assert figures["peak_workers"] <= 2
+    assert figures["fleet_peak_active"] == 2
     assert figures["waited"] == 2
     assert service_status == 0
     assert simulator_status == 0

@@ -5,21 +5,10 @@ import sqlite3
 
 import pytest
 import trio
-import trio.testing
 
 from fleetactor import FleetConfig, Job, JournalError, SqliteJournal, open_fleet
 from fleetactor.journal import JournalLockedError, Submitted
 from fleetactor.testing import FakeProvisioner
-
-
-@pytest.fixture
-def journal_clock():
-    """Virtual time that waits for SQLite's worker thread before it jumps.
-
-    With a threshold of 0 the clock would jump while a write runs in a
-    thread, and every journal write would look slow in virtual time.
-    """
-    return trio.testing.MockClock(autojump_threshold=0.01)
 
 
 def config(**overrides):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -16,6 +15,7 @@ import botocore.exceptions
 import httpx
 import pytest
 import trio
+from process_support import default_sigint, interrupt
 
 from fleetactor.simulator import GROUND_TRUTH_PATH, AmbiguousResponse, EcsSimulator, SimulatorConfig, serve
 
@@ -260,7 +260,7 @@ def test_ground_truth_over_http(served):
 
 def test_module_serves_until_interrupted(fake_aws):
     command = [sys.executable, "-m", "fleetactor.simulator", "--port", "0", "--task-definition", "worker"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     try:
         url = ""
         for line in process.stdout:
@@ -273,8 +273,7 @@ def test_module_serves_until_interrupted(fake_aws):
         assert ecs.list_tasks()["taskArns"] == []
         assert httpx.get(url + GROUND_TRUTH_PATH).json()["calls"]["ListTasks"] == 1
 
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=30) == 0
+        assert interrupt(process, timeout=30) == 0
     finally:
         if process.poll() is None:
             process.kill()
