@@ -467,7 +467,8 @@ class CapacityLedger:
         listed_count = len(listed_ids)
         self._forget_stopped(now)
         if self._stopped:
-            listed_ids.difference_update(self._stopped)
+            # Cost in proportion to the listing, not to an hour of stopped tasks.
+            listed_ids = {task_id for task_id in listed_ids if task_id not in self._stopped}
 
         for task_id in listed_ids:
             launch_ids = self._launches_by_task.get(task_id)
