@@ -142,6 +142,7 @@ class CapacityActor:
         self.recovered_entries: list[_journal.JournalEntry] = []
         self.journal = None if journal is None else JournalWriter(journal, retention=config.journal_retention)
         self._unknown_statuses: set[str] = set()
+        self._reported_not_listed = False
         self.closing = False
         self.stopped = trio.Event()
 
@@ -376,6 +377,21 @@ class CapacityActor:
                 error = trio.ClosedResourceError("this ticket was cancelled")
                 self._journal(_journal.Ended(event.request.request_id, "cancelled", event.reason, time.time()))
             self._end_request(event.request.request_id, error)
+        elif isinstance(event, _ledger.NotListed):
+            # A provisioner whose listing names tasks differently from its
+            # launches (an ARN against a short id, say) makes every worker
+            # count twice. Reported for the first such task only.
+            if not self._reported_not_listed:
+                self._reported_not_listed = True
+                self.audit.warning(
+                    "launch.not_listed",
+                    task_id=event.task_id,
+                    launch_id=event.launch_id,
+                    seconds_since_launch=round(event.age, 3),
+                    hint="list_running has not returned this task id although describe reports it RUNNING; "
+                    "check that list_running and launch return the same form of task id and that the "
+                    "listing's filter covers this fleet's tasks",
+                )
         elif isinstance(event, _ledger.TaskShared):
             # Each launch keeps its own slot, so the count errs high, not low.
             self.audit.warning("launch.shared_task", task_id=event.task_id, launch_ids=list(event.launch_ids))

@@ -91,6 +91,8 @@ class Reservation:
     # The task dropped out of the listing after being seen in it, so it may be
     # stopping; ``describe`` decides.
     vanished: bool = False
+    # A NotListed event was returned for this reservation.
+    reported_not_listed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,12 +174,24 @@ class TaskShared:
 
 
 @dataclass(frozen=True, slots=True)
+class NotListed:
+    """``describe`` reports a launched task RUNNING that no listing has shown after the visibility timeout."""
+
+    task_id: str
+    launch_id: str
+    # Seconds since the launch returned the task id.
+    age: float
+
+
+@dataclass(frozen=True, slots=True)
 class Reconciled:
     listed: int
     counts: Counts
 
 
-Event = Union[Queued, Joined, Granted, LaunchSucceeded, LaunchFailed, WorkerStopped, Cancelled, Reconciled, TaskShared]
+Event = Union[
+    Queued, Joined, Granted, LaunchSucceeded, LaunchFailed, WorkerStopped, Cancelled, Reconciled, TaskShared, NotListed
+]
 
 
 class LedgerError(Exception):
@@ -568,6 +582,15 @@ class CapacityLedger:
             status == TaskStatus.MISSING and self._past_visibility_timeout(reservation, now)
         )
         if not gone:
+            if (
+                status == TaskStatus.RUNNING
+                and reservation.state is ReservationState.LAUNCHED
+                and not reservation.reported_not_listed
+                and self._past_visibility_timeout(reservation, now)
+            ):
+                reservation.reported_not_listed = True
+                assert reservation.task_id is not None and reservation.launched_at is not None
+                return [NotListed(reservation.task_id, reservation.launch_id, now - reservation.launched_at)]
             return []
 
         request = self.requests[reservation.request_id]

@@ -574,3 +574,24 @@ async def test_join_raises_queued_priority(autojump_clock):
     launched = [task.job.key for task in sorted(provisioner.tasks.values(), key=lambda task: task.created_at)]
     assert launched == ["busy", "x", "y"]
     assert joined.request_id == low.request_id
+
+
+async def test_listing_with_other_ids_warned(autojump_clock):
+    # The listing names every task differently from its launch, so each
+    # worker counts twice; the fleet cannot tell, but it says so once.
+    class PrefixedListing(FakeProvisioner):
+        async def list_running(self):
+            return [f"arn:{task_id}" for task_id in await super().list_running()]
+
+    provisioner = PrefixedListing(run_time=None)
+    with capture_logs() as logs:
+        async with open_fleet(provisioner, config(max_workers=2, visibility_timeout=20)) as fleet:
+            await first_reconcile()
+            for key in ("a", "b"):
+                await fleet.submit(Job(key))
+            await trio.sleep(60)
+
+    warnings = [entry for entry in logs if entry["event"] == "launch.not_listed"]
+    assert len(warnings) == 1
+    assert warnings[0]["seconds_since_launch"] >= 20
+    assert "same form of task id" in warnings[0]["hint"]

@@ -32,7 +32,8 @@ def test_describe_keeps_live_task(status):
     ledger, request = launched_ledger()
     assert ledger.describe_candidates(29) == []
     assert ledger.describe_candidates(30) == ["task-1"]
-    assert ledger.described({"task-1": status}, 31) == []
+    events = ledger.described({"task-1": status}, 31)
+    assert all(isinstance(event, _ledger.NotListed) for event in events)
     assert ledger.active == 1
 
 
@@ -238,3 +239,20 @@ def test_stopped_task_forgotten_after_an_hour():
     ledger.reconcile(["outsider"], 2 + _ledger.STOPPED_MEMORY_S)
 
     assert list(ledger.foreign) == ["outsider"]
+
+
+def test_running_task_never_listed_reported_once():
+    ledger = make_ledger(max_workers=1)
+    ledger.reconcile([], 0)
+    request, _ = ledger.submit("a", 0, 0)
+    ledger.launch_succeeded(request.launch_id, "task-1", 1)
+
+    early = ledger.described({"task-1": "RUNNING"}, 10)
+    late = ledger.described({"task-1": "RUNNING"}, 31)
+    again = ledger.described({"task-1": "RUNNING"}, 40)
+
+    assert early == []
+    assert [type(event) for event in late] == [_ledger.NotListed]
+    assert late[0].task_id == "task-1"
+    assert late[0].age == 30
+    assert again == []
