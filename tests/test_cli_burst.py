@@ -103,7 +103,7 @@ def test_burst_on_simulator(simulator_url, tmp_path):
     assert figures["makespan_s"] > 0
     truth = httpx.get(f"{simulator_url}/_simulator/ground-truth").json()
     # The fleet's own count above shows that 16 slots were granted at once.
-    # The simulator sees 16 tasks at once only if all 16 RunTask calls arrive
+    # The simulator counts 16 tasks at once only if all 16 RunTask calls arrive
     # within one task's 1.4 s lifetime, which a busy machine does not promise.
     assert truth["peak_fleet_active"] <= 16
     assert truth["tasks_started"] == 24

@@ -578,7 +578,7 @@ async def test_join_raises_queued_priority(autojump_clock):
 
 async def test_listing_with_other_ids_warned(autojump_clock):
     # The listing names every task differently from its launch, so each
-    # worker counts twice; the fleet cannot tell, but it says so once.
+    # worker counts twice. The fleet cannot match them, but it logs one warning.
     class PrefixedListing(FakeProvisioner):
         async def list_running(self):
             return [f"arn:{task_id}" for task_id in await super().list_running()]
