@@ -257,6 +257,8 @@ class CapacityLedger:
         self._sequence = 0
 
         self.synced = False
+        # When the latest successful listing was matched; None before the first.
+        self._listed_at: float | None = None
         self.closed = False
         self.queued = 0
         self.pending = 0
@@ -507,6 +509,7 @@ class CapacityLedger:
                 self.foreign[task_id] = True
 
         self.synced = True
+        self._listed_at = now
         self._note_peak()
         events: list[Event] = [Reconciled(listed_count, self.counts())]
         events.extend(self._drain(now))
@@ -582,14 +585,18 @@ class CapacityLedger:
             status == TaskStatus.MISSING and self._past_visibility_timeout(reservation, now)
         )
         if not gone:
+            # Only a listing that succeeded after the visibility timeout
+            # shows that the task should have been listed by now.
             if (
                 status == TaskStatus.RUNNING
                 and reservation.state is ReservationState.LAUNCHED
                 and not reservation.reported_not_listed
-                and self._past_visibility_timeout(reservation, now)
+                and self._listed_at is not None
+                and reservation.launched_at is not None
+                and self._listed_at - reservation.launched_at >= self.visibility_timeout
             ):
                 reservation.reported_not_listed = True
-                assert reservation.task_id is not None and reservation.launched_at is not None
+                assert reservation.task_id is not None
                 return [NotListed(reservation.task_id, reservation.launch_id, now - reservation.launched_at)]
             return []
 

@@ -175,6 +175,13 @@ CREATE INDEX IF NOT EXISTS requests_ended_at ON requests (ended_at);
 """
 
 
+# The values of Ended.end.
+_END_STATES = ("stopped", "failed", "cancelled")
+
+# SQLite keeps its busy timeout as a C int of milliseconds.
+_MAX_LOCK_TIMEOUT_S = 2_147_483
+
+
 def _unreadable(path: str, error: BaseException) -> JournalError:
     return JournalError(
         f"journal {path} cannot be read ({error}); it is not a fleetactor journal or it is corrupt. "
@@ -207,8 +214,12 @@ class SqliteJournal:
         if not isinstance(fleet, str) or not fleet:
             msg = f"SqliteJournal fleet must be a non-empty string, got {fleet!r}"
             raise ValueError(msg)
-        if isinstance(lock_timeout, bool) or not isinstance(lock_timeout, (int, float)) or not 0 <= lock_timeout < math.inf:
-            msg = f"SqliteJournal lock_timeout must be a finite number of seconds >= 0, got {lock_timeout!r}"
+        if (
+            isinstance(lock_timeout, bool)
+            or not isinstance(lock_timeout, (int, float))
+            or not 0 <= lock_timeout <= _MAX_LOCK_TIMEOUT_S
+        ):
+            msg = f"SqliteJournal lock_timeout must be a number of seconds from 0 to {_MAX_LOCK_TIMEOUT_S}, got {lock_timeout!r}"
             raise ValueError(msg)
         self.path = os.fspath(path)
         self.fleet = fleet
@@ -310,6 +321,20 @@ class SqliteJournal:
         if not os.path.isdir(parent):
             msg = f"journal {self.path} cannot be created: directory {parent} does not exist; create it first"
             raise JournalError(msg)
+        # SQLite writes the file and creates its -wal file next to it. A
+        # permission problem is not damage, so it must not read as such.
+        if os.path.exists(self.path) and not os.access(self.path, os.R_OK | os.W_OK):
+            msg = (
+                f"journal {self.path} is not readable and writable by this process; fix its permissions "
+                "(the journal itself may be intact, so do not move it aside)"
+            )
+            raise JournalError(msg)
+        if not os.access(parent, os.W_OK | os.X_OK):
+            msg = (
+                f"journal {self.path} cannot be used: this process cannot create files in {parent}, "
+                "which SQLite needs for the journal's -wal file; fix the directory's permissions"
+            )
+            raise JournalError(msg)
 
     def _check_or_create_schema(self, connection: sqlite3.Connection) -> None:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -348,8 +373,16 @@ class SqliteJournal:
                 "SELECT request_id, key, priority, overrides, sequence, submitted_at, attempts, launch_id, task_id "
                 "FROM requests WHERE end_state IS NULL ORDER BY sequence"
             ).fetchall()
+            end_states = {row[0] for row in connection.execute("SELECT DISTINCT end_state FROM requests")}
         except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
             raise _unreadable(self.path, error) from error
+        unknown = end_states - {None, *_END_STATES}
+        if unknown:
+            msg = (
+                f"journal {self.path} has end states {sorted(map(repr, unknown))}, which a fleet never writes, "
+                "so requests may have been lost; it is corrupt. Move it aside and start with a new path"
+            )
+            raise JournalError(msg)
         entries = []
         open_keys: set[str] = set()
         for row in rows:
@@ -402,11 +435,26 @@ class SqliteJournal:
         )
         for (column, types), value in zip(expected, row):
             if isinstance(value, bool) or not isinstance(value, types):
-                msg = (
-                    f"journal {self.path} has {column} {value!r} ({type(value).__name__}) in an open request, "
-                    "which a fleet never writes; it is corrupt. Move it aside and start with a new path"
-                )
-                raise JournalError(msg)
+                self._reject_value(column, value)
+        request_id, key, _, _, _, submitted_at, attempts, launch_id, _ = row
+        if not request_id:
+            self._reject_value("request_id", request_id)
+        if not key:
+            self._reject_value("key", key)
+        if not math.isfinite(submitted_at):
+            self._reject_value("submitted_at", submitted_at)
+        if attempts < 0:
+            self._reject_value("attempts", attempts)
+        # The launch id is also the RunTask client token: 1 to 64 characters.
+        if launch_id is not None and not 1 <= len(launch_id) <= 64:
+            self._reject_value("launch_id", launch_id)
+
+    def _reject_value(self, column: str, value: Any) -> None:
+        msg = (
+            f"journal {self.path} has {column} {value!r} ({type(value).__name__}) in an open request, "
+            "which a fleet never writes; it is corrupt. Move it aside and start with a new path"
+        )
+        raise JournalError(msg)
 
     def _write_sync(self, records: list[Record]) -> None:
         connection = self._open_sync()

@@ -1,6 +1,8 @@
 """The durable journal: restarts lose no request and repeat no launch."""
 
 import contextlib
+import math
+import os
 import sqlite3
 
 import pytest
@@ -201,6 +203,12 @@ async def test_second_open_journal_rejected(tmp_path):
         ("UPDATE requests SET priority = 'high'", r"priority 'high' \(str\) in an open request"),
         ("UPDATE requests SET sequence = 'first'", r"sequence 'first' \(str\) in an open request"),
         ("UPDATE requests SET overrides = '[1, 2]'", r"overrides of type list for request"),
+        ("UPDATE requests SET key = ''", r"key '' \(str\) in an open request"),
+        ("UPDATE requests SET attempts = -3", r"attempts -3 \(int\) in an open request"),
+        ("UPDATE requests SET launch_id = ''", r"launch_id '' \(str\) in an open request"),
+        ("UPDATE requests SET submitted_at = 9e999", r"submitted_at inf \(float\) in an open request"),
+        ("INSERT INTO requests SELECT 'other', 'b', priority, overrides, sequence + 1, submitted_at, attempts, "
+         "launch_id, task_id, 'bogus', reason, ended_at FROM requests", r"end states \[\"'bogus'\"\], which a fleet never writes"),
         ("INSERT INTO requests SELECT 'copy', key, priority, overrides, sequence + 1, submitted_at, attempts, "
          "launch_id, task_id, end_state, reason, ended_at FROM requests", r"two open requests for key 'a'"),
     ],
@@ -215,3 +223,20 @@ async def test_damaged_rows_rejected(tmp_path, damage, message):
     with pytest.raises(JournalError, match=message):
         async with open_fleet(FakeProvisioner(), config(), journal=SqliteJournal(path, fleet="test")):
             pass
+
+
+@pytest.mark.parametrize("lock_timeout", [-1, math.nan, math.inf, 2_147_484, True, "1"])
+def test_invalid_lock_timeout_rejected(tmp_path, lock_timeout):
+    with pytest.raises(ValueError, match=r"lock_timeout must be a number of seconds from 0 to 2147483"):
+        SqliteJournal(tmp_path / "journal.db", fleet="test", lock_timeout=lock_timeout)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+async def test_read_only_journal_not_called_corrupt(tmp_path):
+    path = tmp_path / "journal.db"
+    async with SqliteJournal(path, fleet="test") as journal:
+        await journal.load()
+    path.chmod(0o444)
+
+    with pytest.raises(JournalError, match=r"not readable and writable by this process; fix its permissions"):
+        await SqliteJournal(path, fleet="test").load()

@@ -248,10 +248,15 @@ def test_running_task_never_listed_reported_once():
     ledger.launch_succeeded(request.launch_id, "task-1", 1)
 
     early = ledger.described({"task-1": "RUNNING"}, 10)
+    # No listing has succeeded since the timeout, for example while
+    # ListTasks fails, so a missing task proves nothing yet.
+    unlisted = ledger.described({"task-1": "RUNNING"}, 31)
+    ledger.reconcile([], 31)
     late = ledger.described({"task-1": "RUNNING"}, 31)
     again = ledger.described({"task-1": "RUNNING"}, 40)
 
     assert early == []
+    assert unlisted == []
     assert [type(event) for event in late] == [_ledger.NotListed]
     assert late[0].task_id == "task-1"
     assert late[0].age == 30
