@@ -557,12 +557,9 @@ class _FleetReplay:
         if launch is None:
             return
         launch.state = _LaunchState.LAUNCHED
-        if "foreign" in record.data:
-            # A listing that showed this task before its launch returned
-            # counted it as foreign; the launch merges it. A returned launch
-            # can also confirm other foreign tasks, which raises the peak.
-            self._set_foreign(record)
-            self._note_peak(record)
+        # A listing that showed this task before its launch returned counted
+        # it as foreign; the launch merges it.
+        self._note_launch_outcome(record)
         request = self._requests.get(launch.request_id)
         if request is not None and not request.served_once:
             request.served_once = True
@@ -579,11 +576,7 @@ class _FleetReplay:
         if launch is None:
             return
         self._release(launch, launch_id)
-        if "foreign" in record.data:
-            # A launch that started nothing can confirm foreign tasks that it
-            # alone could have explained.
-            self._set_foreign(record)
-            self._note_peak(record)
+        self._note_launch_outcome(record)
         if outcome == "failed":
             self.report.failed += 1
             self._end_request(record, launch.request_id, _RequestEnd.FAILED)
@@ -627,6 +620,14 @@ class _FleetReplay:
                 f"{record.event} reports active {reported_active}, but the replay counts {self._active} "
                 f"({self._own} own workers + {self._foreign} foreign)",
             )
+
+    def _note_launch_outcome(self, record: _Record) -> None:
+        # A returned or failed launch can confirm foreign tasks that only it
+        # could have started, which raises the peak. A record without a
+        # ``foreign`` field leaves the counts as they were.
+        if "foreign" in record.data:
+            self._set_foreign(record)
+            self._note_peak(record)
 
     def _set_foreign(self, record: _Record) -> None:
         self._foreign = record.integer("foreign")

@@ -20,7 +20,7 @@ import sqlite3
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Union
+from typing import Any, NoReturn, Protocol, Union
 
 import trio
 
@@ -182,6 +182,10 @@ _END_STATES = ("stopped", "failed", "cancelled")
 _MAX_LOCK_TIMEOUT_S = 2_147_483
 
 
+def _corrupt(path: str, problem: str) -> JournalError:
+    return JournalError(f"journal {path} {problem}; it is corrupt. Move it aside and start with a new path")
+
+
 def _unreadable(path: str, error: BaseException) -> JournalError:
     return JournalError(
         f"journal {path} cannot be read ({error}); it is not a fleetactor journal or it is corrupt. "
@@ -291,21 +295,17 @@ class SqliteJournal:
                 connection.execute("ROLLBACK")
                 raise
             connection.execute("COMMIT")
-        except sqlite3.OperationalError as error:
+        except BaseException as error:
             connection.close()
-            if "locked" not in str(error):
+            if isinstance(error, sqlite3.OperationalError) and "locked" in str(error):
+                msg = (
+                    f"journal {self.path} is in use: another connection holds it open, usually a fleet in this "
+                    "or another process. Stop that fleet or tool, or wait for it to finish, before resuming; "
+                    "give each fleet its own journal"
+                )
+                raise JournalLockedError(msg) from error
+            if isinstance(error, (sqlite3.DatabaseError, UnicodeDecodeError)):
                 raise _unreadable(self.path, error) from error
-            msg = (
-                f"journal {self.path} is in use: another connection holds it open, usually a fleet in this "
-                "or another process. Stop that fleet or tool, or wait for it to finish, before resuming; "
-                "give each fleet its own journal"
-            )
-            raise JournalLockedError(msg) from error
-        except (sqlite3.DatabaseError, UnicodeDecodeError) as error:
-            connection.close()
-            raise _unreadable(self.path, error) from error
-        except BaseException:
-            connection.close()
             raise
         self._connection = connection
         return connection
@@ -378,22 +378,15 @@ class SqliteJournal:
             raise _unreadable(self.path, error) from error
         unknown = end_states - {None, *_END_STATES}
         if unknown:
-            msg = (
-                f"journal {self.path} has end states {sorted(map(repr, unknown))}, which a fleet never writes, "
-                "so requests may have been lost; it is corrupt. Move it aside and start with a new path"
-            )
-            raise JournalError(msg)
+            problem = f"has end states {sorted(map(repr, unknown))}, which a fleet never writes, so requests may have been lost"
+            raise _corrupt(self.path, problem)
         entries = []
         open_keys: set[str] = set()
         for row in rows:
             request_id, key, priority, overrides, sequence, submitted_at, attempts, launch_id, task_id = row
             self._check_row(row)
             if key in open_keys:
-                msg = (
-                    f"journal {self.path} has two open requests for key {key!r}, which a fleet never writes; "
-                    "it is corrupt. Move it aside and start with a new path"
-                )
-                raise JournalError(msg)
+                raise _corrupt(self.path, f"has two open requests for key {key!r}, which a fleet never writes")
             open_keys.add(key)
             try:
                 parsed_overrides = json.loads(overrides)
@@ -401,11 +394,8 @@ class SqliteJournal:
                 msg = f"journal {self.path} has unreadable overrides for request {request_id}: {error}"
                 raise JournalError(msg) from error
             if not isinstance(parsed_overrides, dict):
-                msg = (
-                    f"journal {self.path} has overrides of type {type(parsed_overrides).__name__} for request "
-                    f"{request_id}, not a JSON object; it is corrupt. Move it aside and start with a new path"
-                )
-                raise JournalError(msg)
+                kind = type(parsed_overrides).__name__
+                raise _corrupt(self.path, f"has overrides of type {kind} for request {request_id}, not a JSON object")
             entries.append(
                 JournalEntry(
                     request_id=request_id,
@@ -449,12 +439,9 @@ class SqliteJournal:
         if launch_id is not None and not 1 <= len(launch_id) <= 64:
             self._reject_value("launch_id", launch_id)
 
-    def _reject_value(self, column: str, value: Any) -> None:
-        msg = (
-            f"journal {self.path} has {column} {value!r} ({type(value).__name__}) in an open request, "
-            "which a fleet never writes; it is corrupt. Move it aside and start with a new path"
-        )
-        raise JournalError(msg)
+    def _reject_value(self, column: str, value: Any) -> NoReturn:
+        problem = f"has {column} {value!r} ({type(value).__name__}) in an open request, which a fleet never writes"
+        raise _corrupt(self.path, problem)
 
     def _write_sync(self, records: list[Record]) -> None:
         connection = self._open_sync()
